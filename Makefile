@@ -1,0 +1,38 @@
+# tributary — the two commands: `make demo` and `make test`.
+GO      ?= go
+BIN     := bin/tributary
+DEMODIR ?= .demo
+
+.PHONY: all build test unit vet bqemu demo bench generate clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tributary
+
+# The BigQuery emulator, built once into the cache (about 20 minutes the first time).
+bqemu:
+	@.ci/bqemu.sh >/dev/null
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Every test: unit and integration (the latter start the local stack themselves).
+test: bqemu vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Unit tests only: no local stack.
+unit:
+	$(GO) test -race -count=1 -skip '^TestIntegration' ./...
+
+# Starts the local stack, checks every service end to end with a real round
+# trip, prints what it measured, and keeps the stack up until Ctrl-C.
+demo: build bqemu
+	$(BIN) dev --dir $(DEMODIR) --check
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf bin $(DEMODIR)

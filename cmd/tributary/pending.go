@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// notBuilt is the honest answer of a subcommand whose work has not landed
+// yet: it names what is missing and exits non-zero rather than pretending.
+func notBuilt(use, short, what string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return &exitError{code: 2, err: fmt.Errorf("%s is not built yet: %s", cmd.Name(), what)}
+		},
+	}
+}
+
+func newCaptureCmd() *cobra.Command {
+	return notBuilt("capture", "Read logical replication and publish every row change to Pub/Sub",
+		"the pgoutput reader has not landed")
+}
+
+func newSinkCmd() *cobra.Command {
+	return notBuilt("sink", "Write changes from Pub/Sub to Avro on GCS and load them into BigQuery",
+		"the GCS writer and BigQuery loader have not landed")
+}
+
+func newRunCmd() *cobra.Command {
+	return notBuilt("run", "Run capture and sink in one process", "capture and sink have not landed")
+}
+
+func newBackfillCmd() *cobra.Command {
+	return notBuilt("backfill", "Re-read a table while the stream keeps running", "backfill has not landed")
+}
+
+func newReplayCmd() *cobra.Command {
+	return notBuilt("replay", "Rebuild a table in BigQuery from the Avro objects on GCS", "replay has not landed")
+}
+
+func newVerifyCmd() *cobra.Command {
+	return notBuilt("verify", "Compare Postgres with BigQuery's current state", "verify has not landed")
+}
+
+func newCatCmd() *cobra.Command {
+	return notBuilt("cat", "Print the records of an Avro object as JSON lines", "cat has not landed")
+}
+
+func newStatusCmd() *cobra.Command {
+	return notBuilt("status", "Show slot lag and per-table progress", "status has not landed")
+}

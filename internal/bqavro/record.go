@@ -1,0 +1,383 @@
+package bqavro
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Text forms the emulator parses back exactly, to the microsecond.
+const (
+	dateLayout      = "2006-01-02"
+	timeLayout      = "15:04:05.000000"
+	datetimeLayout  = "2006-01-02T15:04:05.000000"
+	timestampLayout = "2006-01-02T15:04:05.000000Z"
+)
+
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// RecordJSON converts one record decoded by goavro with schema s (a
+// map[string]any, unions wrapped as goavro wraps them) to one line of
+// newline-delimited JSON, without the newline, in the form the emulator's
+// NDJSON loader stores exactly:
+//   - INTEGER as a JSON number, all 64 bits kept;
+//   - FLOAT as the shortest JSON number that round-trips, NaN and ±Inf as the
+//     strings "NaN", "Infinity", "-Infinity";
+//   - NUMERIC and BIGNUMERIC as exact decimal strings with the schema's scale;
+//   - DATE as 2006-01-02, TIME as 15:04:05.000000, DATETIME as
+//     2006-01-02T15:04:05.000000, TIMESTAMP as 2006-01-02T15:04:05.000000Z (UTC);
+//   - BYTES as a JSON string holding the raw bytes (see appendRawString);
+//   - maps as arrays of {"key", "value"} records, sorted by key.
+func RecordJSON(s *Schema, record any) ([]byte, error) {
+	return appendRecord(nil, s.root, record)
+}
+
+// pathError names the field a conversion failed at.
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string { return "field " + e.path + ": " + e.err.Error() }
+func (e *pathError) Unwrap() error { return e.err }
+
+// atPath prefixes seg to the path of err.
+func atPath(seg string, err error) error {
+	var pe *pathError
+	if errors.As(err, &pe) {
+		sep := "."
+		if pe.path[0] == '[' {
+			sep = ""
+		}
+		return &pathError{path: seg + sep + pe.path, err: pe.err}
+	}
+	return &pathError{path: seg, err: err}
+}
+
+func appendRecord(buf []byte, n *node, v any) ([]byte, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("converting record: got %T, want map[string]any", v)
+	}
+	buf = append(buf, '{')
+	for i, f := range n.fields {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendRawString(buf, f.name)
+		buf = append(buf, ':')
+		var err error
+		if buf, err = appendValue(buf, f.node, m[f.name]); err != nil {
+			return nil, atPath(f.name, err)
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+func appendValue(buf []byte, n *node, v any) ([]byte, error) {
+	switch n.enc {
+	case encNullable:
+		return appendNullable(buf, n, v)
+	case encArray:
+		return appendArray(buf, n, v)
+	case encMap:
+		return appendMap(buf, n, v)
+	case encRecord:
+		return appendRecord(buf, n, v)
+	case encDecimal:
+		return appendDecimal(buf, n, v)
+	}
+	if v == nil {
+		return nil, errors.New("null value for a non-nullable type")
+	}
+	return appendScalar(buf, n, v)
+}
+
+// appendNullable unwraps goavro's union form: nil, or a one-entry map keyed by
+// the branch's type name.
+func appendNullable(buf []byte, n *node, v any) ([]byte, error) {
+	if v == nil {
+		if n.items.enc == encArray || n.items.enc == encMap {
+			return append(buf, "[]"...), nil
+		}
+		return append(buf, "null"...), nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return nil, fmt.Errorf("got %T, want a goavro union (one-entry map)", v)
+	}
+	for _, inner := range m {
+		return appendValue(buf, n.items, inner)
+	}
+	return buf, nil
+}
+
+func appendArray(buf []byte, n *node, v any) ([]byte, error) {
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want []any", v)
+	}
+	buf = append(buf, '[')
+	for i, item := range items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if n.items.enc == encNullable && item == nil {
+			return nil, atPath("["+strconv.Itoa(i)+"]", errors.New("BigQuery arrays cannot hold NULL"))
+		}
+		var err error
+		if buf, err = appendValue(buf, n.items, item); err != nil {
+			return nil, atPath("["+strconv.Itoa(i)+"]", err)
+		}
+	}
+	return append(buf, ']'), nil
+}
+
+func appendMap(buf []byte, n *node, v any) ([]byte, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want map[string]any", v)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	buf = append(buf, '[')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"key":`...)
+		buf = appendRawString(buf, k)
+		buf = append(buf, `,"value":`...)
+		var err error
+		if buf, err = appendValue(buf, n.items, m[k]); err != nil {
+			return nil, atPath("["+strconv.Quote(k)+"]", err)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']'), nil
+}
+
+func appendScalar(buf []byte, n *node, v any) ([]byte, error) {
+	switch n.enc {
+	case encBool:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, typeError(v, "bool")
+		}
+		return strconv.AppendBool(buf, b), nil
+	case encInt:
+		return appendInt(buf, v)
+	case encFloat:
+		return appendFloat(buf, v)
+	case encBytes:
+		b, ok := v.([]byte)
+		if !ok {
+			return nil, typeError(v, "[]byte")
+		}
+		return appendRawString(buf, string(b)), nil
+	case encString, encDatetimeString:
+		return appendUTF8(buf, v)
+	case encJSON:
+		return appendJSON(buf, v)
+	}
+	return appendTemporal(buf, n, v)
+}
+
+func typeError(v any, want string) error {
+	return fmt.Errorf("got %T, want %s", v, want)
+}
+
+func appendInt(buf []byte, v any) ([]byte, error) {
+	switch i := v.(type) {
+	case int32:
+		return strconv.AppendInt(buf, int64(i), 10), nil
+	case int64:
+		return strconv.AppendInt(buf, i, 10), nil
+	}
+	return nil, typeError(v, "int32 or int64")
+}
+
+func appendFloat(buf []byte, v any) ([]byte, error) {
+	var f float64
+	switch x := v.(type) {
+	case float32:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		return nil, typeError(v, "float32 or float64")
+	}
+	switch {
+	case math.IsNaN(f):
+		return append(buf, `"NaN"`...), nil
+	case math.IsInf(f, 1):
+		return append(buf, `"Infinity"`...), nil
+	case math.IsInf(f, -1):
+		return append(buf, `"-Infinity"`...), nil
+	}
+	return strconv.AppendFloat(buf, f, 'g', -1, 64), nil
+}
+
+func appendUTF8(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, typeError(v, "string")
+	}
+	if !utf8.ValidString(s) {
+		return nil, errors.New("string is not valid UTF-8")
+	}
+	return appendRawString(buf, s), nil
+}
+
+// appendJSON writes a string annotated with sqlType JSON as the JSON value it holds.
+func appendJSON(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, typeError(v, "string")
+	}
+	if !json.Valid([]byte(s)) {
+		return nil, errors.New("string annotated as JSON is not valid JSON")
+	}
+	return append(buf, s...), nil
+}
+
+// appendDecimal writes the exact decimal with the schema's scale. A value with
+// more integer digits than precision - scale allows is an error.
+func appendDecimal(buf []byte, n *node, v any) ([]byte, error) {
+	r, ok := v.(*big.Rat)
+	if !ok || r == nil {
+		if v == nil {
+			return nil, errors.New("null value for a non-nullable type")
+		}
+		return nil, typeError(v, "*big.Rat")
+	}
+	s := r.FloatString(n.scale)
+	if !exactAtScale(r, n.scale) {
+		return nil, fmt.Errorf("decimal %s has more than %d fractional digits", r.RatString(), n.scale)
+	}
+	if intDigits(s) > n.prec-n.scale {
+		return nil, fmt.Errorf("decimal %s exceeds precision %d, scale %d", s, n.prec, n.scale)
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"'), nil
+}
+
+func exactAtScale(r *big.Rat, scale int) bool {
+	scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
+	return scaled.IsInt()
+}
+
+// intDigits counts the significant digits before the decimal point.
+func intDigits(s string) int {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+	}
+	n := 0
+	for _, c := range s {
+		if c == '.' {
+			break
+		}
+		if n == 0 && c == '0' {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+func appendTemporal(buf []byte, n *node, v any) ([]byte, error) {
+	switch n.enc {
+	case encDate:
+		return appendTime(buf, v, dateLayout)
+	case encTimestamp:
+		return appendTime(buf, v, timestampLayout)
+	case encTime:
+		return appendTimeOfDay(buf, v)
+	case encLocalMillis, encLocalMicros:
+		return appendLocal(buf, n, v)
+	}
+	return nil, fmt.Errorf("converting value: unknown encoding %d", n.enc)
+}
+
+func appendTime(buf []byte, v any, layout string) ([]byte, error) {
+	t, ok := v.(time.Time)
+	if !ok {
+		return nil, typeError(v, "time.Time")
+	}
+	return appendInRange(buf, t.UTC(), layout)
+}
+
+func appendInRange(buf []byte, t time.Time, layout string) ([]byte, error) {
+	if t.Before(minTime) || !t.Before(maxTime) {
+		return nil, fmt.Errorf("%s is outside BigQuery's range 0001-01-01 to 9999-12-31", t.Format(time.RFC3339Nano))
+	}
+	if t.Nanosecond()%1000 != 0 {
+		return nil, fmt.Errorf("%s has sub-microsecond precision", t.Format(time.RFC3339Nano))
+	}
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, layout)
+	return append(buf, '"'), nil
+}
+
+// appendTimeOfDay writes goavro's time-millis / time-micros duration since midnight.
+func appendTimeOfDay(buf []byte, v any) ([]byte, error) {
+	d, ok := v.(time.Duration)
+	if !ok {
+		return nil, typeError(v, "time.Duration")
+	}
+	if d < 0 || d >= 24*time.Hour {
+		return nil, fmt.Errorf("time of day %s is outside 00:00:00 to 23:59:59.999999", d)
+	}
+	buf = append(buf, '"')
+	buf = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(d).AppendFormat(buf, timeLayout)
+	return append(buf, '"'), nil
+}
+
+// appendLocal writes local-timestamp-millis / -micros, which goavro leaves as
+// the raw long, as a DATETIME.
+func appendLocal(buf []byte, n *node, v any) ([]byte, error) {
+	i, ok := v.(int64)
+	if !ok {
+		return nil, typeError(v, "int64")
+	}
+	t := time.UnixMicro(i).UTC()
+	if n.enc == encLocalMillis {
+		t = time.UnixMilli(i).UTC()
+	}
+	return appendInRange(buf, t, datetimeLayout)
+}
+
+// appendRawString writes s as a JSON string, escaping only what JSON requires
+// (quote, backslash, control characters) and copying every other byte as is.
+// For BYTES this is deliberate: the emulator stores the characters of a JSON
+// string as the column's bytes instead of base64-decoding them, and its JSON
+// decoder keeps bytes that are not valid UTF-8, so raw bytes land exactly.
+func appendRawString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c < 0x20:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return append(buf, '"')
+}
