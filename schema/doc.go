@@ -1,6 +1,22 @@
 // Package schema is the event contract between capture and sink and the one
 // place that maps Postgres types and names to Avro and BigQuery: losslessly,
-// or to a dead-letter with a reason. It owns schema versions and their
-// evolution and the canonical text form used to compare Postgres with
-// BigQuery. It imports neither capture nor sink.
+// or to a dead-letter with a reason. It imports neither capture nor sink.
+//
+// MapColumn and MapTable turn a column, as a pgoutput Relation message
+// describes it, into a Mapping: the Avro type, the BigQuery field and the
+// policy for values that cannot be represented. Mapping.Convert turns the
+// Postgres text of a value into the goavro native value, or into a
+// *DeadLetterError; nothing is ever rounded, clamped or replaced. Canonical,
+// CanonicalAvro and CanonicalBigQuery give one text form per value from each
+// side, so Postgres and BigQuery are compared the same way by tests and by
+// verification. AvroName, BigQueryColumnName, BigQueryTableName and
+// GCSSegment map Postgres identifiers to names those systems accept, without
+// collisions.
+//
+// Mappings lists the mapping of every built-in type; docs/type-mapping.md is
+// generated from it.
+//
+// Not here yet: schema versions and their evolution, and writing dead-letters.
 package schema
+
+//go:generate go run ./internal/gendoc -o ../docs/type-mapping.md

@@ -71,6 +71,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dir string, check bool, dur
 			}
 			fmt.Fprintf(out, "  %-9s %s in %s\n", r.Service, r.What, r.Took.Round(time.Millisecond))
 		}
+		fmt.Fprintf(out, "round trips done: %d failed\n", failed)
 		if failed > 0 {
 			return &exitError{code: 1, err: fmt.Errorf("%d of the stack's round trips failed", failed)}
 		}

@@ -107,7 +107,7 @@ func TestIntegrationDevCommand(t *testing.T) {
 	}
 	waitLine("local stack ready")
 	t.Logf("dev: ready after %s", time.Since(started).Round(time.Millisecond))
-	waitLine("bigquery ")
+	waitLine("round trips done")
 	for _, l := range printed {
 		if strings.Contains(l, "FAILED") {
 			t.Errorf("round trip failed: %s", l)

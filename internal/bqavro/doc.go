@@ -13,6 +13,12 @@
 //   - a job insert whose job ID already exists is refused with HTTP 409, as
 //     BigQuery does, without reaching the emulator.
 //
+// A conversion failure (missing object, bad file, a value the emulator would
+// change) fails the whole job before anything reaches the emulator, reported
+// as BigQuery reports a failed load: the insert succeeds and the job is DONE
+// with an error result naming the object. Answers about a forwarded AVRO load
+// show its original configuration and load statistics.
+//
 // Everything else is forwarded untouched. TableSchema and RecordJSON are the
 // pure conversions the proxy is built on, following BigQuery's documented Avro
 // conversion with useAvroLogicalTypes set.

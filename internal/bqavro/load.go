@@ -33,46 +33,54 @@ func notFound(err error) error { return &loadError{reason: "notFound", err: err}
 // converted is one source object turned into NDJSON.
 type converted struct {
 	source string
+	size   int64 // bytes of the source object
+	rows   int64
 	schema *Schema
 	ndjson []byte
 }
 
 // rewriteAvroLoad converts every source object of an AVRO load, writes the
-// NDJSON objects to the scratch bucket and returns the job insert to forward.
-// Nothing is written until every object has converted.
-func (p *Proxy) rewriteAvroLoad(r *http.Request, job *bigquery.Job) ([]byte, error) {
+// NDJSON objects to the scratch bucket and returns the job insert to forward,
+// with what the emulator's answers about the job lack. Nothing is written
+// until every object has converted.
+func (p *Proxy) rewriteAvroLoad(r *http.Request, job *bigquery.Job) (*avroLoad, []byte, error) {
 	ctx := r.Context()
 	load := job.Configuration.Load
 	if !load.UseAvroLogicalTypes {
-		return nil, invalid(errors.New("the local stack loads AVRO only with useAvroLogicalTypes=true"))
+		return nil, nil, invalid(errors.New("the local stack loads AVRO only with useAvroLogicalTypes=true"))
 	}
 	if job.JobReference == nil || job.JobReference.JobId == "" {
-		return nil, invalid(errors.New("an AVRO load through the local stack needs a job ID"))
+		return nil, nil, invalid(errors.New("an AVRO load through the local stack needs a job ID"))
 	}
 	objects, err := p.expandSources(ctx, load.SourceUris)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	original := *load
+	info := &avroLoad{config: &original, stats: &bigquery.JobStatistics3{InputFiles: int64(len(objects))}}
 	parts := make([]converted, 0, len(objects))
 	for _, o := range objects {
 		c, err := p.convertObject(ctx, o)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		info.stats.InputFileBytes += c.size
+		info.stats.OutputRows += c.rows
 		parts = append(parts, c)
 	}
 	uris, err := p.writeScratch(ctx, job.JobReference.JobId, parts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return forwardedLoad(job, parts[0].schema, uris)
+	body, err := forwardedLoad(job, parts[0].schema, uris)
+	return info, body, err
 }
 
 // forwardedLoad turns the AVRO load into a NEWLINE_DELIMITED_JSON load of uris.
 func forwardedLoad(job *bigquery.Job, schema *Schema, uris []string) ([]byte, error) {
 	load := job.Configuration.Load
 	if load.Schema == nil || len(load.Schema.Fields) == 0 {
-		fields, err := schema.Fields()
+		fields, err := schema.FieldsForDecimalTargets(load.DecimalTargetTypes)
 		if err != nil {
 			return nil, invalid(err)
 		}
@@ -179,7 +187,8 @@ func (p *Proxy) convertObject(ctx context.Context, o objectRef) (converted, erro
 	if err != nil {
 		return converted{}, invalid(fmt.Errorf("Error while reading data, error message: converting %s: %w", o, err))
 	}
-	return converted{source: o.String(), schema: schema, ndjson: ndjson}, nil
+	rows := int64(bytes.Count(ndjson, []byte{'\n'}))
+	return converted{source: o.String(), size: int64(len(data)), rows: rows, schema: schema, ndjson: ndjson}, nil
 }
 
 func (p *Proxy) readObject(ctx context.Context, o objectRef) ([]byte, error) {

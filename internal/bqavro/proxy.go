@@ -2,6 +2,7 @@ package bqavro
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,12 +37,27 @@ type Proxy struct {
 	gcs     *storage.Client
 	scratch string
 
-	// mu makes the duplicate check and the insert of a job one step.
-	mu sync.Mutex
-	// failed holds AVRO load jobs the proxy failed itself, by project and job
-	// ID, so that jobs.get can report them as BigQuery would.
+	// insertMu makes the duplicate check and the insert of a job one step.
+	insertMu sync.Mutex
+
+	// stateMu guards failed and loads, both keyed by project and job ID.
+	stateMu sync.Mutex
+	// failed holds the job resources of AVRO loads the proxy failed itself,
+	// so that jobs.get can report them as BigQuery would.
 	failed map[string][]byte
+	// loads holds what the emulator cannot know about forwarded AVRO loads.
+	loads map[string]*avroLoad
 }
+
+// avroLoad is the original configuration and the statistics of an AVRO load,
+// restored in the emulator's answers about the job.
+type avroLoad struct {
+	config *bigquery.JobConfigurationLoad
+	stats  *bigquery.JobStatistics3
+}
+
+// loadKey marks a forwarded job insert with its key in Proxy.loads.
+type loadKey struct{}
 
 // New returns a proxy that forwards everything to the emulator at target,
 // except load jobs with sourceFormat AVRO, which it rewrites: reads each source
@@ -57,14 +74,17 @@ func New(target *url.URL, gcs *storage.Client, scratchBucket string) (*Proxy, er
 	if gcs == nil || scratchBucket == "" {
 		return nil, errors.New("creating proxy: a storage client and a scratch bucket are required")
 	}
-	return &Proxy{
+	p := &Proxy{
 		target:  target,
 		forward: httputil.NewSingleHostReverseProxy(target),
 		client:  &http.Client{Timeout: time.Minute},
 		gcs:     gcs,
 		scratch: scratchBucket,
 		failed:  map[string][]byte{},
-	}, nil
+		loads:   map[string]*avroLoad{},
+	}
+	p.forward.ModifyResponse = p.restoreAvroLoad
+	return p, nil
 }
 
 // ServeHTTP handles job inserts and reads of jobs the proxy failed itself, and
@@ -74,20 +94,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case m != nil && m[3] == "" && r.Method == http.MethodPost:
 		p.insertJob(w, r, m[1], m[2])
-	case m != nil && m[3] != "" && r.Method == http.MethodGet && p.serveFailed(w, m[2], m[3]):
+	case m != nil && m[3] != "" && r.Method == http.MethodGet:
+		if body, ok := p.failedJob(m[2], m[3]); ok {
+			writeJSON(w, http.StatusOK, body)
+			return
+		}
+		p.forward.ServeHTTP(w, r)
 	default:
 		p.forward.ServeHTTP(w, r)
 	}
 }
 
-func (p *Proxy) serveFailed(w http.ResponseWriter, project, jobID string) bool {
-	p.mu.Lock()
+// failedJob returns the job resource of an AVRO load the proxy failed itself.
+func (p *Proxy) failedJob(project, jobID string) ([]byte, bool) {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
 	body, ok := p.failed[project+"/"+jobID]
-	p.mu.Unlock()
-	if ok {
-		writeJSON(w, http.StatusOK, body)
-	}
-	return ok
+	return body, ok
 }
 
 func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, project string) {
@@ -101,8 +124,8 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, projec
 		writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("parsing job insert: %v", err))
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.insertMu.Lock()
+	defer p.insertMu.Unlock()
 	if dup, err := p.exists(r, prefix, project, &job); err != nil {
 		writeError(w, http.StatusBadGateway, "backendError", err.Error())
 		return
@@ -110,13 +133,20 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, projec
 		writeDuplicate(w, project, job.JobReference)
 		return
 	}
+	ctx := r.Context()
 	if isAvroLoad(&job) {
-		if body, err = p.rewriteAvroLoad(r, &job); err != nil {
+		info, rewritten, err := p.rewriteAvroLoad(r, &job)
+		if err != nil {
 			p.failJob(w, project, &job, err)
 			return
 		}
+		key := project + "/" + job.JobReference.JobId
+		p.stateMu.Lock()
+		p.loads[key] = info
+		p.stateMu.Unlock()
+		body, ctx = rewritten, context.WithValue(ctx, loadKey{}, key)
 	}
-	r = r.Clone(r.Context())
+	r = r.Clone(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.Header.Del("Content-Length")
@@ -135,7 +165,7 @@ func (p *Proxy) exists(r *http.Request, prefix, project string, job *bigquery.Jo
 		return false, nil
 	}
 	id := job.JobReference.JobId
-	if _, ok := p.failed[project+"/"+id]; ok {
+	if _, ok := p.failedJob(project, id); ok {
 		return true, nil
 	}
 	u := *p.target
@@ -189,8 +219,46 @@ func (p *Proxy) failJob(w http.ResponseWriter, project string, job *bigquery.Job
 		writeError(w, http.StatusInternalServerError, "internalError", fmt.Sprintf("encoding failed job: %v", mErr))
 		return
 	}
+	p.stateMu.Lock()
 	p.failed[project+"/"+ref.JobId] = body
+	p.stateMu.Unlock()
 	writeJSON(w, http.StatusOK, body)
+}
+
+// restoreAvroLoad puts the original AVRO configuration and the load
+// statistics back into the emulator's answers about a forwarded AVRO load: the
+// insert itself and jobs.get.
+func (p *Proxy) restoreAvroLoad(resp *http.Response) error {
+	key, _ := resp.Request.Context().Value(loadKey{}).(string)
+	if m := jobsPath.FindStringSubmatch(resp.Request.URL.Path); key == "" && m != nil && m[3] != "" && resp.Request.Method == http.MethodGet {
+		key = m[2] + "/" + m[3]
+	}
+	p.stateMu.Lock()
+	info := p.loads[key]
+	p.stateMu.Unlock()
+	if info == nil || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading emulator answer for job %s: %w", key, err)
+	}
+	var job bigquery.Job
+	if err := json.Unmarshal(body, &job); err == nil && job.Configuration != nil {
+		job.Configuration.Load = info.config
+		if job.Statistics == nil {
+			job.Statistics = &bigquery.JobStatistics{}
+		}
+		job.Statistics.Load = info.stats
+		if b, err := json.Marshal(&job); err == nil {
+			body = b
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // writeDuplicate answers as BigQuery does when a job ID is reused.

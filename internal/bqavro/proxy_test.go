@@ -93,7 +93,18 @@ func postJob(t *testing.T, base, body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func avroLoad(id string, uris ...string) string {
+func getJob(t *testing.T, base, id string) []byte {
+	t.Helper()
+	resp, err := http.Get(base + "/bigquery/v2/projects/p/jobs/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
+func avroLoadJob(id string, uris ...string) string {
 	b, _ := json.Marshal(&bigquery.Job{
 		JobReference: &bigquery.JobReference{ProjectId: "p", JobId: id},
 		Configuration: &bigquery.JobConfiguration{Load: &bigquery.JobConfigurationLoad{
@@ -113,7 +124,7 @@ func TestProxyRewritesAvroLoad(t *testing.T) {
 			Content:     ocf(t, schema, map[string]any{"id": id, "s": nil}),
 		})
 	}
-	code, body := postJob(t, srv.URL, avroLoad("job1", "gs://src/in/*.avro"))
+	code, body := postJob(t, srv.URL, avroLoadJob("job1", "gs://src/in/*.avro"))
 	if code != http.StatusOK {
 		t.Fatalf("insert: %d %s", code, body)
 	}
@@ -127,6 +138,15 @@ func TestProxyRewritesAvroLoad(t *testing.T) {
 	}
 	if got, _ := json.Marshal(load.Schema.Fields); string(got) != `[{"mode":"REQUIRED","name":"id","type":"INTEGER"},{"mode":"NULLABLE","name":"s","type":"STRING"}]` {
 		t.Errorf("forwarded schema: %s", got)
+	}
+	for _, answer := range [][]byte{body, getJob(t, srv.URL, "job1")} {
+		var seen bigquery.Job
+		if err := json.Unmarshal(answer, &seen); err != nil {
+			t.Fatal(err)
+		}
+		if l := seen.Configuration.Load; l.SourceFormat != "AVRO" || l.SourceUris[0] != "gs://src/in/*.avro" || seen.Statistics.Load.OutputRows != 2 || seen.Statistics.Load.InputFiles != 2 {
+			t.Errorf("answer about the job does not show the AVRO load: %s", answer)
+		}
 	}
 	obj, err := gcs.GetObject("scratch", "_bqavro/job1/1.json")
 	if err != nil {
@@ -167,7 +187,7 @@ func TestProxyFailsBadAvroLoadAsJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			code, body := postJob(t, srv.URL, avroLoad(tt.id, tt.uri))
+			code, body := postJob(t, srv.URL, avroLoadJob(tt.id, tt.uri))
 			if code != http.StatusOK {
 				t.Fatalf("insert: %d %s", code, body)
 			}
@@ -184,7 +204,7 @@ func TestProxyFailsBadAvroLoadAsJob(t *testing.T) {
 			if job.Status.State != "DONE" || e == nil || e.Reason != tt.reason || !strings.Contains(e.Message, tt.message) {
 				t.Errorf("job status: %+v %+v", job.Status, e)
 			}
-			if code, _ := postJob(t, srv.URL, avroLoad(tt.id, tt.uri)); code != http.StatusConflict {
+			if code, _ := postJob(t, srv.URL, avroLoadJob(tt.id, tt.uri)); code != http.StatusConflict {
 				t.Errorf("reusing a failed job's ID: %d, want 409", code)
 			}
 		})

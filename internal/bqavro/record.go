@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -30,8 +31,10 @@ var (
 // newline-delimited JSON, without the newline, in the form the emulator's
 // NDJSON loader stores exactly:
 //   - INTEGER as a JSON number, all 64 bits kept;
-//   - FLOAT as the shortest JSON number that round-trips, NaN and ±Inf as the
-//     strings "NaN", "Infinity", "-Infinity";
+//   - FLOAT as the shortest JSON number that round-trips, ±Inf as the strings
+//     "Infinity" and "-Infinity"; NaN is an error (see errNaN);
+//   - JSON (string with sqlType JSON) as the JSON value itself; values holding
+//     numbers are an error (see appendJSON);
 //   - NUMERIC and BIGNUMERIC as exact decimal strings with the schema's scale;
 //   - DATE as 2006-01-02, TIME as 15:04:05.000000, DATETIME as
 //     2006-01-02T15:04:05.000000, TIMESTAMP as 2006-01-02T15:04:05.000000Z (UTC);
@@ -221,7 +224,7 @@ func appendFloat(buf []byte, v any) ([]byte, error) {
 	}
 	switch {
 	case math.IsNaN(f):
-		return append(buf, `"NaN"`...), nil
+		return nil, errNaN
 	case math.IsInf(f, 1):
 		return append(buf, `"Infinity"`...), nil
 	case math.IsInf(f, -1):
@@ -229,6 +232,10 @@ func appendFloat(buf []byte, v any) ([]byte, error) {
 	}
 	return strconv.AppendFloat(buf, f, 'g', -1, 64), nil
 }
+
+// errNaN refuses NaN: BigQuery stores it, but the emulator keeps FLOAT64 in
+// SQLite, which turns NaN into NULL, so the value would change silently.
+var errNaN = errors.New("NaN cannot be stored by the BigQuery emulator (it becomes NULL)")
 
 func appendUTF8(buf []byte, v any) ([]byte, error) {
 	s, ok := v.(string)
@@ -241,16 +248,44 @@ func appendUTF8(buf []byte, v any) ([]byte, error) {
 	return appendRawString(buf, s), nil
 }
 
-// appendJSON writes a string annotated with sqlType JSON as the JSON value it holds.
+// appendJSON writes a string annotated with sqlType JSON as the JSON value it
+// holds. A value holding numbers is refused: the emulator stores JSON numbers
+// loaded from NDJSON as strings, so the value would change silently.
 func appendJSON(buf []byte, v any) ([]byte, error) {
 	s, ok := v.(string)
 	if !ok {
 		return nil, typeError(v, "string")
 	}
-	if !json.Valid([]byte(s)) {
-		return nil, errors.New("string annotated as JSON is not valid JSON")
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil || dec.More() {
+		return nil, errors.New("string annotated as JSON is not one valid JSON value")
+	}
+	if hasNumber(doc) {
+		return nil, errors.New("JSON holding numbers cannot be stored exactly by the BigQuery emulator (numbers become strings)")
 	}
 	return append(buf, s...), nil
+}
+
+func hasNumber(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		return true
+	case []any:
+		for _, e := range x {
+			if hasNumber(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if hasNumber(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // appendDecimal writes the exact decimal with the schema's scale. A value with

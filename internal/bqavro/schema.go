@@ -85,13 +85,21 @@ func TableSchema(avroSchemaJSON string) ([]*bigquery.TableFieldSchema, error) {
 
 // Fields returns the BigQuery table fields of s.
 func (s *Schema) Fields() ([]*bigquery.TableFieldSchema, error) {
-	return recordFields(s.root, "")
+	return recordFields(s.root, "", nil)
 }
 
-func recordFields(n *node, path string) ([]*bigquery.TableFieldSchema, error) {
+// FieldsForDecimalTargets returns the table fields of s for a load job with
+// decimalTargetTypes: a decimal becomes the first of NUMERIC, BIGNUMERIC and
+// STRING that is listed and holds its precision and scale. Empty targets
+// mean the default, as in Fields.
+func (s *Schema) FieldsForDecimalTargets(targets []string) ([]*bigquery.TableFieldSchema, error) {
+	return recordFields(s.root, "", targets)
+}
+
+func recordFields(n *node, path string, targets []string) ([]*bigquery.TableFieldSchema, error) {
 	out := make([]*bigquery.TableFieldSchema, 0, len(n.fields))
 	for _, f := range n.fields {
-		fs, err := fieldSchema(f.name, f.doc, f.node, joinPath(path, f.name))
+		fs, err := fieldSchema(f.name, f.doc, f.node, joinPath(path, f.name), targets)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +110,7 @@ func recordFields(n *node, path string) ([]*bigquery.TableFieldSchema, error) {
 
 // fieldSchema maps one field: arrays and maps are REPEATED, [null, T] unions
 // are NULLABLE, everything else is REQUIRED.
-func fieldSchema(name, doc string, n *node, path string) (*bigquery.TableFieldSchema, error) {
+func fieldSchema(name, doc string, n *node, path string, targets []string) (*bigquery.TableFieldSchema, error) {
 	mode := "REQUIRED"
 	if n.enc == encNullable {
 		mode = "NULLABLE"
@@ -118,13 +126,19 @@ func fieldSchema(name, doc string, n *node, path string) (*bigquery.TableFieldSc
 	fs := &bigquery.TableFieldSchema{Name: name, Description: doc, Mode: mode}
 	switch n.enc {
 	case encMap:
-		return mapSchema(fs, n, path)
+		return mapSchema(fs, n, path, targets)
 	case encRecord:
-		fields, err := recordFields(n, path)
+		fields, err := recordFields(n, path, targets)
 		if err != nil {
 			return nil, err
 		}
 		fs.Type, fs.Fields = "RECORD", fields
+	case encDecimal:
+		t, err := decimalType(n.prec, n.scale, targets)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", path, err)
+		}
+		fs.Type = t
 	default:
 		fs.Type = n.bq
 	}
@@ -132,8 +146,8 @@ func fieldSchema(name, doc string, n *node, path string) (*bigquery.TableFieldSc
 }
 
 // mapSchema maps map<T> to REPEATED RECORD{key STRING, value T}.
-func mapSchema(fs *bigquery.TableFieldSchema, n *node, path string) (*bigquery.TableFieldSchema, error) {
-	value, err := fieldSchema("value", "", n.items, path+".value")
+func mapSchema(fs *bigquery.TableFieldSchema, n *node, path string, targets []string) (*bigquery.TableFieldSchema, error) {
+	value, err := fieldSchema("value", "", n.items, path+".value", targets)
 	if err != nil {
 		return nil, err
 	}
@@ -375,10 +389,35 @@ func (p *parser) logical(m map[string]any, typ, path string) (*node, error) {
 	return primitives[typ], nil
 }
 
-// decimalNode picks NUMERIC or BIGNUMERIC as BigQuery does when no
-// decimalTargetTypes are given: NUMERIC when 0 <= scale <= 9 and
-// precision - scale <= 29, BIGNUMERIC when 0 <= scale <= 38 and
-// precision - scale <= 38, an error otherwise.
+// decimalType picks the column type of decimal(prec, scale) as BigQuery does:
+// the first of NUMERIC (0 <= scale <= 9, prec - scale <= 29), BIGNUMERIC
+// (0 <= scale <= 38, prec - scale <= 38) and STRING (anything) that is among
+// targets, where no targets means NUMERIC and BIGNUMERIC.
+func decimalType(prec, scale int, targets []string) (string, error) {
+	if len(targets) == 0 {
+		targets = []string{"NUMERIC", "BIGNUMERIC"}
+	}
+	listed := func(t string) bool {
+		for _, x := range targets {
+			if strings.EqualFold(x, t) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case listed("NUMERIC") && scale <= 9 && prec-scale <= 29:
+		return "NUMERIC", nil
+	case listed("BIGNUMERIC") && scale <= 38 && prec-scale <= 38:
+		return "BIGNUMERIC", nil
+	case listed("STRING"):
+		return "STRING", nil
+	}
+	return "", fmt.Errorf("decimal(%d, %d) fits none of the decimal target types %v", prec, scale, targets)
+}
+
+// decimalNode checks a decimal's precision and scale. Its column type is
+// decided by decimalType when the table fields are derived.
 func decimalNode(m map[string]any, path string) (*node, error) {
 	prec, okP := intAttr(m, "precision")
 	scale, okS := intAttr(m, "scale")
@@ -388,16 +427,7 @@ func decimalNode(m map[string]any, path string) (*node, error) {
 	if !okP || !okS || prec < 1 || scale < 0 || scale > prec {
 		return nil, fmt.Errorf("field %s: decimal needs 1 <= precision and 0 <= scale <= precision", displayPath(path))
 	}
-	n := &node{enc: encDecimal, prec: prec, scale: scale}
-	switch {
-	case scale <= 9 && prec-scale <= 29:
-		n.bq = "NUMERIC"
-	case scale <= 38 && prec-scale <= 38:
-		n.bq = "BIGNUMERIC"
-	default:
-		return nil, fmt.Errorf("field %s: decimal(%d, %d) fits neither NUMERIC nor BIGNUMERIC", displayPath(path), prec, scale)
-	}
-	return n, nil
+	return &node{enc: encDecimal, prec: prec, scale: scale}, nil
 }
 
 func intAttr(m map[string]any, key string) (int, bool) {

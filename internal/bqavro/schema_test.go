@@ -2,6 +2,7 @@ package bqavro
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -77,8 +78,8 @@ func TestTableSchemaErrors(t *testing.T) {
 		{"union without null", `["long","string"]`, "field f: only unions"},
 		{"null only", `"null"`, "field f: a field of type null"},
 		{"array of arrays", `{"type":"array","items":{"type":"array","items":"int"}}`, "field f: arrays of arrays"},
-		{"decimal too wide", `{"type":"bytes","logicalType":"decimal","precision":77,"scale":38}`, "field f: decimal(77, 38) fits neither"},
-		{"decimal scale too big", `{"type":"bytes","logicalType":"decimal","precision":40,"scale":39}`, "fits neither"},
+		{"decimal too wide", `{"type":"bytes","logicalType":"decimal","precision":77,"scale":38}`, "field f: decimal(77, 38) fits none of the decimal target types"},
+		{"decimal scale too big", `{"type":"bytes","logicalType":"decimal","precision":40,"scale":39}`, "fits none"},
 		{"decimal without precision", `{"type":"bytes","logicalType":"decimal"}`, "field f: decimal needs"},
 		{"unknown name", `"nope"`, `field f: unknown type "nope"`},
 		{"recursive", `{"type":"record","name":"node","fields":[{"name":"next","type":["null","node"]}]}`, "field f.next: recursive type ns.node"},
@@ -91,6 +92,36 @@ func TestTableSchemaErrors(t *testing.T) {
 				t.Fatalf("TableSchema error = %v, want it to contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestFieldsForDecimalTargets(t *testing.T) {
+	tests := []struct {
+		prec, scale int
+		targets     []string
+		want        string
+	}{
+		{38, 9, nil, "NUMERIC"},
+		{38, 9, []string{"BIGNUMERIC", "NUMERIC"}, "NUMERIC"},
+		{38, 9, []string{"BIGNUMERIC"}, "BIGNUMERIC"},
+		{38, 9, []string{"STRING"}, "STRING"},
+		{40, 10, []string{"NUMERIC", "STRING"}, "STRING"},
+		{77, 38, []string{"NUMERIC", "BIGNUMERIC", "STRING"}, "STRING"},
+		{40, 10, []string{"NUMERIC"}, "error"},
+	}
+	for _, tt := range tests {
+		avro := fmt.Sprintf(`{"type":"bytes","logicalType":"decimal","precision":%d,"scale":%d}`, tt.prec, tt.scale)
+		s, err := ParseSchema(schemaOf(avro))
+		if err != nil {
+			t.Fatalf("ParseSchema: %v", err)
+		}
+		got := "error"
+		if fields, err := s.FieldsForDecimalTargets(tt.targets); err == nil {
+			got = fields[0].Type
+		}
+		if got != tt.want {
+			t.Errorf("decimal(%d, %d) with targets %v: got %s, want %s", tt.prec, tt.scale, tt.targets, got, tt.want)
+		}
 	}
 }
 

@@ -82,8 +82,8 @@ func (s *Stack) checkPostgres(ctx context.Context, suffix string) (string, error
 		return "", fmt.Errorf("inserting: %w", err)
 	}
 	var inserts int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_logical_slot_get_binary_changes($1, NULL, NULL,
-		'proto_version', '1', 'publication_names', $1) WHERE substr(data, 1, 1) = 'I'::bytea`, table).Scan(&inserts)
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_logical_slot_get_binary_changes($1::name, NULL, NULL,
+		'proto_version', '1', 'publication_names', $2::text) WHERE substr(data, 1, 1) = 'I'::bytea`, table, table).Scan(&inserts)
 	if err != nil {
 		return "", fmt.Errorf("decoding the slot: %w", err)
 	}

@@ -5,19 +5,34 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
-// freePort asks the kernel for a free loopback TCP port. The port is released
-// before it is returned, so a caller that loses the race to another process
-// gets a clear bind error rather than a silent conflict.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// freePort asks the kernel for a free loopback TCP port that this process
+// has not handed out before. The port is released before it is returned, so
+// a caller that loses the race to another process gets a bind error and
+// retries with another port.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("finding a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[port] {
+			given[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitFor polls ready every 50ms until it returns nil, ctx ends or timeout

@@ -100,8 +100,8 @@ func startPostgres(ctx context.Context, dir, logDir string) (*Postgres, error) {
 	if err := p.prepareDir(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
-		if err := p.run(ctx, "initdb", "-D", dir, "-U", p.User, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
+	if _, err := os.Stat(filepath.Join(p.Dir, "PG_VERSION")); err != nil {
+		if err := p.run(ctx, "initdb", "-D", p.Dir, "-U", p.User, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
 			return nil, err
 		}
 	}
@@ -109,7 +109,7 @@ func startPostgres(ctx context.Context, dir, logDir string) (*Postgres, error) {
 		if p.Port, err = freePort(); err != nil {
 			return nil, err
 		}
-		err = p.run(ctx, "pg_ctl", "start", "-D", dir, "-w", "-t", "60", "-l", p.log, "-o", p.serverOptions())
+		err = p.run(ctx, "pg_ctl", "start", "-D", p.Dir, "-w", "-t", "60", "-l", p.log, "-o", p.serverOptions())
 		if err == nil || attempt == 2 {
 			break
 		}
@@ -153,6 +153,7 @@ func (p *Postgres) prepareDir() error {
 	}
 	if target, err := os.Readlink(p.Dir); err == nil {
 		p.Dir = target
+		p.log = filepath.Join(filepath.Dir(target), "postgres.log")
 	} else if !p.canReach(parent) {
 		tmp, err := os.MkdirTemp("", "tributary-pg-")
 		if err != nil {
@@ -164,7 +165,12 @@ func (p *Postgres) prepareDir() error {
 		if err := os.Symlink(filepath.Join(tmp, "data"), p.Dir); err != nil {
 			return fmt.Errorf("linking %s: %w", p.Dir, err)
 		}
-		p.Dir = filepath.Join(tmp, "data")
+		// The server writes its log itself: it goes beside the data, linked from the stack's logs.
+		_ = os.Remove(p.log)
+		if err := os.Symlink(filepath.Join(tmp, "postgres.log"), p.log); err != nil {
+			return fmt.Errorf("linking %s: %w", p.log, err)
+		}
+		p.Dir, p.log = filepath.Join(tmp, "data"), filepath.Join(tmp, "postgres.log")
 	}
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", p.Dir, err)

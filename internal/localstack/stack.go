@@ -74,6 +74,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, fmt.Errorf("creating the stack directory: %w", err)
 		}
 		s.ownDir = true
+		// Traversable, so an unprivileged server can keep its data inside.
+		if err := os.Chmod(s.Dir, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if s.Dir, err = filepath.Abs(s.Dir); err != nil {
 		return nil, err
@@ -149,7 +153,16 @@ func (s *Stack) createDatabase(ctx context.Context) error {
 	return createDatabaseIfMissing(ctx, s.Postgres.DSN(""), s.Database)
 }
 
-func (s *Stack) startGCS() error {
+func (s *Stack) startGCS() (err error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.tryStartGCS(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (s *Stack) tryStartGCS() error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -177,12 +190,9 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+// startPubSub serves the fake on a port the kernel picks, so there is no race.
 func (s *Stack) startPubSub() error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	s.pubsub = pstest.NewServerWithAddress(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	s.pubsub = pstest.NewServerWithAddress("127.0.0.1:0")
 	s.PubSubAddr = s.pubsub.Addr
 	return nil
 }
