@@ -324,6 +324,10 @@ func (m *Mapping) AvroField() map[string]any {
 		"type":    []any{"null", m.Avro},
 		"default": nil,
 		"doc":     fmt.Sprintf("Postgres %s %s", quoteIdent(m.Column), m.PG),
+		// Kept beside the field so a reader of the stored schema alone finds
+		// the original column (custom attributes do not change the fingerprint).
+		"pg_column": m.Column,
+		"pg_type":   m.PG,
 	}
 }
 

@@ -1,0 +1,205 @@
+package capture
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
+	"github.com/jackc/pglogrepl"
+	"google.golang.org/api/googleapi"
+
+	"github.com/tributary-cdc/tributary/schema"
+)
+
+// tableVersion is the current mapping of one relation.
+type tableVersion struct {
+	rel    *Relation
+	table  *schema.Table
+	events *schema.EventSchema
+}
+
+// encoder turns changes into Pub/Sub messages. It keeps the current schema
+// version of every relation, stores each new version in GCS before the first
+// message that uses it, and writes rows that cannot be represented to the
+// dead-letter.
+type encoder struct {
+	resolver   schema.TypeResolver
+	store      *schema.Store
+	deadLetter *storage.BucketHandle
+	prefix     string
+	buckets    int
+	tables     map[uint32]*tableVersion
+	buf        []byte
+	deadCount  int64
+}
+
+func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	rel := newRelation(m)
+	cols := make([]schema.Column, len(m.Columns))
+	for i, c := range m.Columns {
+		cols[i] = schema.Column{Name: c.Name, TypeOID: c.DataType, TypeMod: c.TypeModifier, Key: c.Flags&1 != 0}
+	}
+	table, err := schema.MapTable(m.Namespace, m.RelationName, cols, e.resolver)
+	if err != nil {
+		return fatal(err, "see docs/type-mapping.md; map the column AsText or change its type")
+	}
+	es, err := schema.NewEventSchema(table)
+	if err != nil {
+		return err
+	}
+	if err := e.store.Put(ctx, es); err != nil {
+		return err
+	}
+	e.tables[m.RelationID] = &tableVersion{rel: rel, table: table, events: es}
+	return nil
+}
+
+// Message attribute names: the contract consumers filter and route on.
+const (
+	AttrTable       = "table"
+	AttrOp          = "op"
+	AttrCommitLSN   = "commit_lsn"
+	AttrSeq         = "seq"
+	AttrFingerprint = "schema_fingerprint"
+)
+
+// message encodes ch. A nil message with a nil error means the row went to
+// the dead-letter.
+func (e *encoder) message(ctx context.Context, ch *Change) (*pubsub.Message, error) {
+	tv, ok := e.tables[ch.Relation.ID]
+	if !ok {
+		return nil, fmt.Errorf("change to relation %d before its Relation message", ch.Relation.ID)
+	}
+	ev := &schema.Event{
+		Op: string(ch.Op), CommitLSN: uint64(ch.CommitLSN), LSN: uint64(ch.LSN), Seq: ch.Seq, Xid: int64(ch.Xid),
+		CommitTime: ch.CommitTime, Schema: ch.Relation.Namespace, Table: ch.Relation.Name,
+	}
+	var err error
+	if ev.Before, err = e.row(tv, ch.Before); err == nil {
+		ev.After, err = e.row(tv, ch.After)
+	}
+	var dl *schema.DeadLetterError
+	if errors.As(err, &dl) {
+		return nil, e.deadLettered(ctx, tv, ch, dl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range ch.After {
+		if c.DataType == colUnchanged {
+			ev.Unchanged = append(ev.Unchanged, tv.table.Columns[i].Name)
+		}
+	}
+	data, err := tv.events.Encode(e.buf[:0], ev)
+	if err != nil {
+		return nil, err
+	}
+	e.buf = data
+	return &pubsub.Message{
+		Data:        append([]byte(nil), data...),
+		OrderingKey: OrderingKey(ch.Relation, ch.Bucket(e.buckets)),
+		Attributes: map[string]string{
+			AttrTable: quoteIdent(ch.Relation.Namespace) + "." + quoteIdent(ch.Relation.Name), AttrOp: string(ch.Op),
+			AttrCommitLSN: ch.CommitLSN.String(), AttrSeq: strconv.FormatInt(ch.Seq, 10), AttrFingerprint: tv.events.FingerprintHex(),
+		},
+	}, nil
+}
+
+// row converts a tuple to a row record; unchanged TOAST values become null
+// here and are named in the event's unchanged list.
+func (e *encoder) row(tv *tableVersion, tuple []*pglogrepl.TupleDataColumn) (map[string]any, error) {
+	if tuple == nil {
+		return nil, nil
+	}
+	values := make([][]byte, len(tv.table.Columns))
+	for i, c := range tuple {
+		if i < len(values) && c.DataType == colText {
+			values[i] = c.Data
+		}
+	}
+	return tv.table.Record(values)
+}
+
+// deadLetter is the object written for a row that cannot be represented: the
+// whole row as Postgres printed it, so nothing is lost, and why.
+type deadLetter struct {
+	Table     string            `json:"table"`
+	Op        string            `json:"op"`
+	CommitLSN string            `json:"commit_lsn"`
+	Seq       int64             `json:"seq"`
+	Key       map[string]string `json:"key"`
+	Column    string            `json:"column"`
+	Value     string            `json:"value"`
+	Reason    string            `json:"reason"`
+	Before    map[string]any    `json:"before,omitempty"`
+	After     map[string]any    `json:"after,omitempty"`
+}
+
+func (e *encoder) deadLettered(ctx context.Context, tv *tableVersion, ch *Change, dl *schema.DeadLetterError) error {
+	d := deadLetter{
+		Table: quoteIdent(ch.Relation.Namespace) + "." + quoteIdent(ch.Relation.Name), Op: string(ch.Op),
+		CommitLSN: ch.CommitLSN.String(), Seq: ch.Seq, Key: map[string]string{},
+		Column: dl.Column, Value: dl.Value, Reason: dl.Reason,
+		Before: textRow(tv.rel, ch.Before), After: textRow(tv.rel, ch.After),
+	}
+	key := ch.After
+	if key == nil {
+		key = ch.Before
+	}
+	for _, i := range tv.rel.KeyIdx {
+		if i < len(key) && key[i].DataType == colText {
+			d.Key[tv.rel.Columns[i].Name] = string(key[i].Data)
+		}
+	}
+	body, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("_deadletter/%s/%016x-%08d.json", schema.GCSSegment(ch.Relation.Namespace, ch.Relation.Name), uint64(ch.CommitLSN), ch.Seq)
+	if e.prefix != "" {
+		name = e.prefix + "/" + name
+	}
+	w := e.deadLetter.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w.ContentType = "application/json"
+	_, err = w.Write(body)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	var gerr *googleapi.Error
+	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
+		err = nil // written before this restart: the same change, the same object
+	}
+	if err != nil {
+		return fmt.Errorf("writing dead-letter %s: %w", name, err)
+	}
+	e.deadCount++
+	return nil
+}
+
+// textRow is a tuple as Postgres printed it: text, null, or marked unchanged.
+func textRow(rel *Relation, tuple []*pglogrepl.TupleDataColumn) map[string]any {
+	if tuple == nil {
+		return nil
+	}
+	out := make(map[string]any, len(tuple))
+	for i, c := range tuple {
+		if i >= len(rel.Columns) {
+			break
+		}
+		switch c.DataType {
+		case colText:
+			out[rel.Columns[i].Name] = string(c.Data)
+		case colNull:
+			out[rel.Columns[i].Name] = nil
+		case colUnchanged:
+			out[rel.Columns[i].Name] = map[string]bool{"unchanged": true}
+		}
+	}
+	return out
+}
+

@@ -1,0 +1,386 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// reader is one replication session: it decodes pgoutput, publishes each
+// committed change and reports the confirmed position back to Postgres.
+type reader struct {
+	c       *Capturer
+	conn    *pgconn.PgConn
+	tracker *AckTracker
+	enc     *encoder
+	pub     *pubsub.Publisher
+	results chan pending
+
+	relations map[uint32]*Relation
+	tx        *txState // the transaction being published, nil between transactions
+	spills    map[uint32]*spill
+	streamXid uint32 // xid of the open stream block, 0 outside one
+	inStream  bool
+
+	received   pglogrepl.LSN // newest WAL position received
+	serverEnd  pglogrepl.LSN // WAL end from the last keepalive
+	lastStatus time.Time
+}
+
+type txState struct {
+	commitLSN  pglogrepl.LSN
+	xid        uint32
+	commitTime time.Time
+	seq        int64
+	ack        *TxHandle
+}
+
+type pending struct {
+	res *pubsub.PublishResult
+	key string
+	tx  *TxHandle
+}
+
+// ackLoop waits for each publish in the order they were made and
+// acknowledges it to the tracker; a failure resumes the paused key and marks
+// the tracker failed, which ends the session.
+func (r *reader) ackLoop(ctx context.Context) {
+	for p := range r.results {
+		_, err := p.res.Get(context.WithoutCancel(ctx))
+		if err != nil {
+			r.pub.ResumePublish(p.key)
+			p.tx.Ack(&publishError{key: p.key, err: err})
+			continue
+		}
+		r.c.published.Add(1)
+		p.tx.Ack(nil)
+	}
+}
+
+func (r *reader) pluginArgs() ([]string, error) {
+	// server_version is reported at connection start, e.g. "15.18 (Debian 15.18-0+deb12u1)".
+	version := r.conn.ParameterStatus("server_version")
+	args := []string{"proto_version '1'", "publication_names '" + escapeLiteral(r.c.cfg.Publication) + "'"}
+	var major int
+	if _, err := fmt.Sscanf(version, "%d", &major); err == nil && major >= 14 {
+		// Streaming sends large in-progress transactions in chunks, spilled to disk here until commit.
+		args = []string{"proto_version '2'", "publication_names '" + escapeLiteral(r.c.cfg.Publication) + "'", "streaming 'on'"}
+	}
+	return args, nil
+}
+
+func escapeLiteral(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
+	r.relations = map[uint32]*Relation{}
+	args, err := r.pluginArgs()
+	if err != nil {
+		return err
+	}
+	if err := pglogrepl.StartReplication(ctx, r.conn, r.c.cfg.Slot, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
+		return fmt.Errorf("starting replication from %s: %w", start, err)
+	}
+	r.c.log.Info("capture streaming", "slot", r.c.cfg.Slot, "from", start.String(), "args", args)
+	r.lastStatus = time.Now()
+	for {
+		if ferr := r.failed(); ferr != nil {
+			return ferr
+		}
+		interval := min(time.Second, r.c.cfg.StandbyTimeout)
+		if time.Since(r.lastStatus) >= interval {
+			if err := r.sendStatus(ctx); err != nil {
+				return err
+			}
+		}
+		deadline := r.lastStatus.Add(interval)
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := r.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receiving replication message: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyData:
+			if err := r.copyData(ctx, m.Data); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *reader) failed() error {
+	_, err := r.tracker.Confirmed()
+	return err
+}
+
+func (r *reader) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("parsing keepalive: %w", err)
+		}
+		r.serverEnd = pkm.ServerWALEnd
+		// Quiet publication, busy database: with nothing in flight the
+		// keepalive's position is safe to confirm, so the slot never pins WAL.
+		if r.tx == nil && len(r.spills) == 0 && !r.inStream {
+			r.tracker.AdvanceIdle(pkm.ServerWALEnd)
+		}
+		if pkm.ReplyRequested {
+			return r.sendStatus(ctx)
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("parsing XLogData: %w", err)
+		}
+		if end := xld.WALStart + pglogrepl.LSN(len(xld.WALData)); end > r.received {
+			r.received = end
+		}
+		return r.walMessage(ctx, xld.WALStart, xld.WALData)
+	}
+	return nil
+}
+
+func (r *reader) walMessage(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if r.inStream {
+		switch pglogrepl.MessageType(data[0]) {
+		case pglogrepl.MessageTypeStreamStop:
+			r.inStream = false
+			return nil
+		case pglogrepl.MessageTypeStreamStart, pglogrepl.MessageTypeStreamCommit, pglogrepl.MessageTypeStreamAbort:
+			// handled below
+		default:
+			// A change of an in-progress transaction: keep it on disk until it commits.
+			xid, err := streamedXid(data)
+			if err != nil {
+				return err
+			}
+			return r.spills[r.streamXid].append(xid, walStart, data)
+		}
+	}
+	msg, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return fmt.Errorf("parsing pgoutput message %q at %s: %w", data[0], walStart, err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		r.begin(m.FinalLSN, m.Xid, m.CommitTime)
+	case *pglogrepl.CommitMessage:
+		return r.commit(m.TransactionEndLSN)
+	case *pglogrepl.StreamStartMessageV2:
+		r.inStream, r.streamXid = true, m.Xid
+		if _, ok := r.spills[m.Xid]; !ok {
+			s, err := openSpill(r.c.cfg.SpillDir, m.Xid)
+			if err != nil {
+				return err
+			}
+			r.spills[m.Xid] = s
+		}
+	case *pglogrepl.StreamStopMessageV2:
+		r.inStream = false
+	case *pglogrepl.StreamAbortMessageV2:
+		s, ok := r.spills[m.Xid]
+		if !ok {
+			return nil
+		}
+		if m.SubXid != m.Xid {
+			s.abortSub(m.SubXid)
+			return nil
+		}
+		delete(r.spills, m.Xid)
+		return s.remove()
+	case *pglogrepl.StreamCommitMessageV2:
+		return r.streamCommit(ctx, m)
+	default:
+		return r.change(ctx, walStart, msg)
+	}
+	return nil
+}
+
+// streamedXid reads the (sub)transaction id that follows the message type
+// byte of a change sent inside a stream block.
+func streamedXid(data []byte) (uint32, error) {
+	if len(data) < 5 {
+		return 0, fmt.Errorf("streamed pgoutput message %q too short: %d bytes", data[0], len(data))
+	}
+	return uint32(data[1])<<24 | uint32(data[2])<<16 | uint32(data[3])<<8 | uint32(data[4]), nil
+}
+
+func (r *reader) begin(commitLSN pglogrepl.LSN, xid uint32, commitTime time.Time) {
+	r.tx = &txState{commitLSN: commitLSN, xid: xid, commitTime: commitTime, ack: r.tracker.Begin()}
+}
+
+func (r *reader) commit(end pglogrepl.LSN) error {
+	if r.tx == nil {
+		return errors.New("commit without a transaction")
+	}
+	r.tx.ack.Seal(end)
+	r.tx = nil
+	return nil
+}
+
+// streamCommit replays a committed streamed transaction from its spill file.
+func (r *reader) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
+	s, ok := r.spills[m.Xid]
+	if !ok {
+		return fmt.Errorf("stream commit of transaction %d that was never streamed", m.Xid)
+	}
+	delete(r.spills, m.Xid)
+	defer s.remove()
+	r.begin(m.CommitLSN, m.Xid, m.CommitTime)
+	err := s.replay(func(walStart pglogrepl.LSN, data []byte) error {
+		msg, err := pglogrepl.ParseV2(data, true)
+		if err != nil {
+			return fmt.Errorf("parsing spilled pgoutput message %q of transaction %d: %w", data[0], m.Xid, err)
+		}
+		return r.change(ctx, walStart, msg)
+	})
+	if err != nil {
+		return err
+	}
+	return r.commit(m.TransactionEndLSN)
+}
+
+// change handles a message inside a transaction: relation updates and row
+// changes.
+func (r *reader) change(ctx context.Context, walStart pglogrepl.LSN, msg pglogrepl.Message) error {
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessageV2:
+		return r.relation(ctx, &m.RelationMessage)
+	case *pglogrepl.RelationMessage:
+		return r.relation(ctx, m)
+	case *pglogrepl.InsertMessageV2:
+		return r.row(ctx, walStart, OpInsert, m.RelationID, nil, m.Tuple)
+	case *pglogrepl.UpdateMessageV2:
+		return r.row(ctx, walStart, OpUpdate, m.RelationID, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessageV2:
+		return r.row(ctx, walStart, OpDelete, m.RelationID, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessageV2:
+		for _, id := range m.RelationIDs {
+			if err := r.truncate(ctx, walStart, id); err != nil {
+				return err
+			}
+		}
+	}
+	// Type, origin and logical decoding messages carry no row change.
+	return nil
+}
+
+func (r *reader) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	r.relations[m.RelationID] = newRelation(m)
+	return r.enc.relation(ctx, m)
+}
+
+func (r *reader) row(ctx context.Context, walStart pglogrepl.LSN, op Op, relID uint32, before, after *pglogrepl.TupleData) error {
+	rel, ok := r.relations[relID]
+	if !ok {
+		return fmt.Errorf("change to relation %d before its Relation message", relID)
+	}
+	ch := &Change{Op: op, Relation: rel, LSN: walStart}
+	if before != nil {
+		ch.Before = before.Columns
+	}
+	if after != nil {
+		ch.After = after.Columns
+	}
+	return r.publish(ctx, ch)
+}
+
+// truncate publishes one truncate event on every ordering key of the table,
+// so it is ordered against every row's changes; the copies share commit LSN
+// and seq, and consumers apply it once.
+func (r *reader) truncate(ctx context.Context, walStart pglogrepl.LSN, relID uint32) error {
+	rel, ok := r.relations[relID]
+	if !ok {
+		return fmt.Errorf("truncate of relation %d before its Relation message", relID)
+	}
+	tx := r.tx
+	if tx == nil {
+		return errors.New("change outside a transaction")
+	}
+	ch := &Change{Op: OpTruncate, Relation: rel, LSN: walStart, CommitLSN: tx.commitLSN, Xid: tx.xid, CommitTime: tx.commitTime, Seq: tx.seq}
+	tx.seq++
+	msg, err := r.enc.message(ctx, ch)
+	if err != nil || msg == nil {
+		return err
+	}
+	for b := 0; b < r.c.cfg.OrderingBuckets; b++ {
+		m := *msg
+		m.OrderingKey = OrderingKey(rel, b)
+		r.send(ctx, &m)
+	}
+	return nil
+}
+
+func (r *reader) publish(ctx context.Context, ch *Change) error {
+	tx := r.tx
+	if tx == nil {
+		return errors.New("change outside a transaction")
+	}
+	ch.CommitLSN, ch.Xid, ch.CommitTime, ch.Seq = tx.commitLSN, tx.xid, tx.commitTime, tx.seq
+	tx.seq++
+	msg, err := r.enc.message(ctx, ch)
+	if err != nil {
+		return err
+	}
+	if msg == nil {
+		r.c.dead.Add(1)
+		return nil
+	}
+	r.send(ctx, msg)
+	return nil
+}
+
+// send hands msg to the publisher (blocking under flow control) and queues
+// its result for the ack loop.
+func (r *reader) send(ctx context.Context, msg *pubsub.Message) {
+	r.tx.ack.Add(1)
+	res := r.pub.Publish(ctx, msg)
+	r.results <- pending{res: res, key: msg.OrderingKey, tx: r.tx.ack}
+}
+
+// sendStatus reports the confirmed position as flushed (and the newest
+// received as written) to Postgres.
+func (r *reader) sendStatus(ctx context.Context) error {
+	confirmed, _ := r.tracker.Confirmed()
+	write := max(r.received, confirmed)
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, r.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: write, WALFlushPosition: confirmed, WALApplyPosition: confirmed,
+	})
+	if err != nil {
+		return fmt.Errorf("sending standby status: %w", err)
+	}
+	r.c.confirmed.Store(uint64(confirmed))
+	r.lastStatus = time.Now()
+	return nil
+}
