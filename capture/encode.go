@@ -202,4 +202,3 @@ func textRow(rel *Relation, tuple []*pglogrepl.TupleDataColumn) map[string]any {
 	}
 	return out
 }
-

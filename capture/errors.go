@@ -77,5 +77,7 @@ type publishError struct {
 	err error
 }
 
-func (e *publishError) Error() string { return "publishing to ordering key " + e.key + ": " + e.err.Error() }
+func (e *publishError) Error() string {
+	return "publishing to ordering key " + e.key + ": " + e.err.Error()
+}
 func (e *publishError) Unwrap() error { return e.err }

@@ -37,7 +37,7 @@ func TestEventRoundTripsThroughSingleObjectEncoding(t *testing.T) {
 	in := &Event{
 		Op: "u", CommitLSN: 0x16B3748, LSN: 0x16B3700, Seq: 3, Xid: 771,
 		CommitTime: time.Date(2026, 11, 21, 10, 0, 0, 123456000, time.UTC),
-		Schema: "public", Table: "Order Items", Before: before, After: after,
+		Schema:     "public", Table: "Order Items", Before: before, After: after,
 		Unchanged: []string{tbl.Columns[1].Name},
 	}
 	data, err := es.Encode(nil, in)
