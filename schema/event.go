@@ -210,6 +210,10 @@ type StoredColumn struct {
 	Field    string // Avro field name in the row record
 	PGColumn string // the Postgres column, as spelled there
 	PGType   string // the Postgres type, as mapped
+	// BigQuery is the column's BigQuery field schema in REST JSON form.
+	BigQuery json.RawMessage
+	// Avro is the field's Avro type (["null", T]).
+	Avro json.RawMessage
 }
 
 // Columns lists the row record's fields with the Postgres columns they hold,
@@ -235,9 +239,11 @@ func (s *EventSchema) Columns() ([]StoredColumn, error) {
 		}
 		var row struct {
 			Fields []struct {
-				Name     string `json:"name"`
-				PGColumn string `json:"pg_column"`
-				PGType   string `json:"pg_type"`
+				Name     string          `json:"name"`
+				PGColumn string          `json:"pg_column"`
+				PGType   string          `json:"pg_type"`
+				BigQuery json.RawMessage `json:"bigquery"`
+				Type     json.RawMessage `json:"type"`
 			} `json:"fields"`
 		}
 		if err := json.Unmarshal(union[1], &row); err != nil {
@@ -245,7 +251,7 @@ func (s *EventSchema) Columns() ([]StoredColumn, error) {
 		}
 		out := make([]StoredColumn, len(row.Fields))
 		for i, rf := range row.Fields {
-			out[i] = StoredColumn{Field: rf.Name, PGColumn: rf.PGColumn, PGType: rf.PGType}
+			out[i] = StoredColumn{Field: rf.Name, PGColumn: rf.PGColumn, PGType: rf.PGType, BigQuery: rf.BigQuery, Avro: rf.Type}
 		}
 		return out, nil
 	}

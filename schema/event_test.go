@@ -113,3 +113,45 @@ func TestSingleObjectFingerprintRejectsOtherData(t *testing.T) {
 		}
 	}
 }
+
+func TestChangelogFlattensEvents(t *testing.T) {
+	tbl := testTable(t)
+	es, err := NewEventSchema(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := ParseEventSchema(es.JSON, nil) // what a consumer has
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := NewChangelog(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := tbl.Record([][]byte{[]byte("9"), nil, nil})
+	del := &Event{Op: "d", CommitLSN: 100, LSN: 90, Seq: 1, Xid: 5, CommitTime: time.Unix(1, 0), Schema: "public", Table: "Order Items", Before: key}
+	rec := cl.Record(del)
+	bin, err := cl.Codec.BinaryFromNative(nil, rec)
+	if err != nil {
+		t.Fatalf("changelog record does not encode: %v", err)
+	}
+	back, _, err := cl.Codec.NativeFromBinary(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := back.(map[string]any)
+	if m[ColOp] != "d" || m[ColCommitLSN] != int64(100) || m[ColSeq] != int64(1) {
+		t.Fatalf("envelope columns: %v", m)
+	}
+	want, _ := tbl.Columns[0].Canonical([]byte("9"))
+	if got, _ := tbl.Columns[0].CanonicalAvro(m[tbl.Columns[0].Name]); got != want {
+		t.Fatalf("a delete's changelog row carries key %q, want %q", got, want)
+	}
+	bq, err := cl.BigQuerySchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bq) != len(tbl.Columns) || bq[2].Type != tbl.BigQuery[2].Type || bq[1].Name != tbl.BigQuery[1].Name {
+		t.Fatalf("stored BigQuery schema %v differs from the mapping %v", bq, tbl.BigQuery)
+	}
+}

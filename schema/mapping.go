@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -328,7 +329,21 @@ func (m *Mapping) AvroField() map[string]any {
 		// the original column (custom attributes do not change the fingerprint).
 		"pg_column": m.Column,
 		"pg_type":   m.PG,
+		"bigquery":  bigQueryFieldJSON(m.BigQuery),
 	}
+}
+
+// bigQueryFieldJSON is f in BigQuery's REST form, for the stored schema.
+func bigQueryFieldJSON(f *bigquery.FieldSchema) json.RawMessage {
+	b, err := bigquery.Schema{f}.ToJSONFields()
+	if err != nil {
+		return nil
+	}
+	var fields []json.RawMessage
+	if json.Unmarshal(b, &fields) != nil || len(fields) != 1 {
+		return nil
+	}
+	return fields[0]
 }
 
 // typeName renders a type as SQL would write it, typmod included.
