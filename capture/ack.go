@@ -3,6 +3,7 @@ package capture
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 )
@@ -21,11 +22,14 @@ type AckTracker struct {
 	cap       int
 	pending   []*txAck // in commit order
 	confirmed pglogrepl.LSN
-	failed    error
+	// confirmedAt is the commit time of the newest confirmed transaction.
+	confirmedAt time.Time
+	failed      error
 }
 
 type txAck struct {
 	end         pglogrepl.LSN
+	commitTime  time.Time
 	outstanding int
 	sealed      bool
 }
@@ -70,9 +74,9 @@ func (h *TxHandle) Add(n int) {
 
 // Seal records the transaction's end LSN: once its events are all acked (and
 // all earlier transactions are), that position may be confirmed.
-func (h *TxHandle) Seal(end pglogrepl.LSN) {
+func (h *TxHandle) Seal(end pglogrepl.LSN, commitTime time.Time) {
 	h.t.mu.Lock()
-	h.tx.end, h.tx.sealed = end, true
+	h.tx.end, h.tx.commitTime, h.tx.sealed = end, commitTime, true
 	h.t.advance()
 	h.t.mu.Unlock()
 }
@@ -108,7 +112,7 @@ func (t *AckTracker) advance() {
 			break
 		}
 		if tx.end > t.confirmed {
-			t.confirmed = tx.end
+			t.confirmed, t.confirmedAt = tx.end, tx.commitTime
 		}
 		n++
 	}
@@ -124,6 +128,14 @@ func (t *AckTracker) Confirmed() (pglogrepl.LSN, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.confirmed, t.failed
+}
+
+// Pending returns how many transactions are published but not yet confirmed
+// and the commit time of the newest confirmed one.
+func (t *AckTracker) Pending() (int, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending), t.confirmedAt
 }
 
 // Idle reports whether no transaction is in flight: then a keepalive's WAL

@@ -3,6 +3,7 @@ package capture
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 )
@@ -51,7 +52,7 @@ func TestAckTrackerConfirmsOnlyContiguousPrefix(t *testing.T) {
 				case "add":
 					hs[s.tx].Add(s.n)
 				case "seal":
-					hs[s.tx].Seal(pglogrepl.LSN(s.n))
+					hs[s.tx].Seal(pglogrepl.LSN(s.n), time.Time{})
 				case "ack":
 					hs[s.tx].Ack(nil)
 				case "fail":
@@ -80,7 +81,7 @@ func TestAckTrackerIdleAdvance(t *testing.T) {
 	if got, _ := tr.Confirmed(); got != 80 {
 		t.Fatalf("advance with a transaction in flight moved confirmed to %s", got)
 	}
-	h.Seal(90)
+	h.Seal(90, time.Time{})
 	h.Ack(nil)
 	if got, _ := tr.Confirmed(); got != 90 {
 		t.Fatalf("confirmed %s, want 90", got)
@@ -91,7 +92,7 @@ func TestAckTrackerBeginBlocksWhenFull(t *testing.T) {
 	tr := NewAckTracker(0, 1)
 	h := tr.Begin()
 	h.Add(1)
-	h.Seal(10)
+	h.Seal(10, time.Time{})
 	began := make(chan struct{})
 	go func() { tr.Begin(); close(began) }()
 	select {

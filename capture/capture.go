@@ -82,6 +82,8 @@ type Capturer struct {
 	confirmed atomic.Uint64 // last LSN confirmed to Postgres
 	published atomic.Int64
 	dead      atomic.Int64
+	restarts  atomic.Int64
+	tracker   atomic.Pointer[AckTracker] // the current session's
 }
 
 // New returns a Capturer using the given long-lived clients.
@@ -122,6 +124,7 @@ func (c *Capturer) Run(ctx context.Context) error {
 		if time.Since(started) > time.Minute {
 			backoff = 250 * time.Millisecond
 		}
+		c.restarts.Add(1)
 		c.log.Warn("capture interrupted; resuming from the slot", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
@@ -204,6 +207,7 @@ func (c *Capturer) runOnce(ctx context.Context) error {
 		},
 		spills: map[uint32]*spill{},
 	}
+	c.tracker.Store(r.tracker)
 	r.pub = c.pubsub.Publisher(c.topicName())
 	r.pub.EnableMessageOrdering = true
 	r.pub.PublishSettings.FlowControlSettings = pubsub.FlowControlSettings{

@@ -129,18 +129,7 @@ func (h *harness) start() {
 	c := capture.New(h.cfg, h.ps, h.gcs)
 	go func() { h.done <- c.Run(ctx) }()
 	// Changes count from the slot's creation: wait for it before writing.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var active bool
-		err := h.db.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", h.name).Scan(&active)
-		if err == nil && active {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("slot %s not active within 30s (last error %v)", h.name, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitSlotActive()
 }
 
 func (h *harness) stop() {

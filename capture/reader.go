@@ -244,7 +244,7 @@ func (r *reader) commit(end pglogrepl.LSN) error {
 	if r.tx == nil {
 		return errors.New("commit without a transaction")
 	}
-	r.tx.ack.Seal(end)
+	r.tx.ack.Seal(end, r.tx.commitTime)
 	r.tx = nil
 	return nil
 }

@@ -18,10 +18,6 @@ func notBuilt(use, short, what string) *cobra.Command {
 	}
 }
 
-func newCaptureCmd() *cobra.Command {
-	return notBuilt("capture", "Read logical replication and publish every row change to Pub/Sub",
-		"the pgoutput reader has not landed")
-}
 
 func newSinkCmd() *cobra.Command {
 	return notBuilt("sink", "Write changes from Pub/Sub to Avro on GCS and load them into BigQuery",
