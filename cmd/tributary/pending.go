@@ -18,7 +18,6 @@ func notBuilt(use, short, what string) *cobra.Command {
 	}
 }
 
-
 func newSinkCmd() *cobra.Command {
 	return notBuilt("sink", "Write changes from Pub/Sub to Avro on GCS and load them into BigQuery",
 		"the GCS writer and BigQuery loader have not landed")
