@@ -31,6 +31,14 @@ unit:
 demo: build bqemu
 	$(BIN) dev --dir $(DEMODIR) --check
 
+# Benchmarks against references measured side by side in the same run
+# (capture vs pg_recvlogical, a big transaction's peak RSS, the hot path's
+# allocations). Figures go to stdout and bench/results/.
+bench: bqemu
+	@mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchtime=1x -benchmem ./capture/ 2>&1 | tee bench/results/capture.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./schema/ 2>&1 | tee bench/results/schema.txt
+
 generate:
 	$(GO) generate ./...
 

@@ -94,6 +94,10 @@ func New(cfg Config, ps *pubsub.Client, gcs *storage.Client) *Capturer {
 
 // Stats is a snapshot of the capturer's progress.
 type Stats struct {
+	// Acked is the newest position such that Pub/Sub holds every change up
+	// to it; Confirmed the newest reported to Postgres (at most a status
+	// interval behind Acked).
+	Acked       pglogrepl.LSN
 	Confirmed   pglogrepl.LSN
 	Published   int64
 	DeadLetters int64
@@ -101,7 +105,12 @@ type Stats struct {
 
 // Stats returns the capturer's progress so far.
 func (c *Capturer) Stats() Stats {
-	return Stats{Confirmed: pglogrepl.LSN(c.confirmed.Load()), Published: c.published.Load(), DeadLetters: c.dead.Load()}
+	st := Stats{Confirmed: pglogrepl.LSN(c.confirmed.Load()), Published: c.published.Load(), DeadLetters: c.dead.Load()}
+	st.Acked = st.Confirmed
+	if t := c.tracker.Load(); t != nil {
+		st.Acked, _ = t.Confirmed()
+	}
+	return st
 }
 
 // Run captures until ctx ends, reconnecting after retryable errors with

@@ -54,7 +54,7 @@ type received struct {
 // harness is one capture pipeline against the shared stack with its own
 // slot, publication, topic and subscription.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	db     *pgx.Conn
 	ps     *pubsub.Client
@@ -67,7 +67,7 @@ type harness struct {
 	done   chan error
 }
 
-func newHarness(t *testing.T, name string, tables []capture.TableName, ddl ...string) *harness {
+func newHarness(t testing.TB, name string, tables []capture.TableName, ddl ...string) *harness {
 	t.Helper()
 	ctx := context.Background()
 	db, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))

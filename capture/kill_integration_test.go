@@ -17,7 +17,7 @@ import (
 )
 
 // buildTributary builds the binary under test.
-func buildTributary(t *testing.T) string {
+func buildTributary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tributary")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/tributary-cdc/tributary/cmd/tributary").CombinedOutput()
@@ -27,7 +27,9 @@ func buildTributary(t *testing.T) string {
 	return bin
 }
 
-func (h *harness) writeConfig(t *testing.T) string {
+// writeConfig writes a config file for the capture binary, capturing table
+// public.<table> into the harness's topic.
+func (h *harness) writeConfig(t testing.TB, table string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tributary.yaml")
 	yaml := fmt.Sprintf(`project: %s
@@ -35,7 +37,7 @@ postgres:
   url: %s
   slot: %s
   publication: %s
-  tables: [public.kill_rows]
+  tables: [public.%s]
 pubsub:
   topic: %s
   ordering_buckets: 4
@@ -48,7 +50,7 @@ http:
   listen: 127.0.0.1:0
 log:
   level: warn
-`, stack.Project, stack.Postgres.DSN(stack.Database), h.name, h.name, h.name, stack.Bucket, h.name, stack.Dataset)
+`, stack.Project, stack.Postgres.DSN(stack.Database), h.name, h.name, table, h.cfg.Topic, stack.Bucket, h.name, stack.Dataset)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ log:
 func TestIntegrationCaptureSurvivesSIGKILL(t *testing.T) {
 	bin := buildTributary(t)
 	h := newHarness(t, "kill_it", nil, `CREATE TABLE kill_rows (id int PRIMARY KEY, v int NOT NULL)`)
-	cfgPath := h.writeConfig(t)
+	cfgPath := h.writeConfig(t, "kill_rows")
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "capture", "--config", cfgPath)
 		cmd.Stderr = os.Stderr

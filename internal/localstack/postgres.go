@@ -41,10 +41,18 @@ func (p *Postgres) DSN(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", p.User, p.Port, db)
 }
 
+// Tool returns the path of a program of the cluster's Postgres installation
+// (pg_recvlogical, pgbench, psql…).
+func (p *Postgres) Tool(name string) string { return filepath.Join(p.bin, name) }
+
 // postgresBinDir finds the directory holding initdb and pg_ctl: PATH first,
 // then pg_config --bindir, then Debian's versioned directories, newest first.
 func postgresBinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// Follow links: the installation's own directory holds the other tools.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		return filepath.Dir(p), nil
 	}
 	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
