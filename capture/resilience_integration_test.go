@@ -65,3 +65,28 @@ func TestIntegrationCaptureSurvivesPostgresRestart(t *testing.T) {
 		t.Fatalf("received %d distinct changes, want 100", len(got))
 	}
 }
+
+// A table without a primary key or replica identity: Postgres refuses its
+// updates and deletes while it is published, its inserts all arrive, spread
+// over the table's ordering keys.
+func TestIntegrationCaptureKeylessTable(t *testing.T) {
+	h := newHarness(t, "keyless_it", []capture.TableName{{Schema: "public", Name: "keyless_rows"}},
+		`CREATE TABLE keyless_rows (a int, b text)`)
+	h.start()
+	defer h.stop()
+	h.exec(`INSERT INTO keyless_rows SELECT g, 'v' || g FROM generate_series(1, 40) g`)
+	if _, err := h.db.Exec(context.Background(), `UPDATE keyless_rows SET b = 'x' WHERE a = 1`); err == nil {
+		t.Fatal("Postgres accepted an update of a published table without replica identity")
+	}
+	got := distinct(h.waitFor(40, time.Minute))
+	keys := map[string]bool{}
+	for _, r := range got {
+		if r.event.Op != "c" {
+			t.Fatalf("keyless table produced a %q event", r.event.Op)
+		}
+		keys[r.msg.OrderingKey] = true
+	}
+	if len(got) != 40 || len(keys) < 2 {
+		t.Fatalf("received %d inserts on %d ordering keys, want 40 spread over several", len(got), len(keys))
+	}
+}
