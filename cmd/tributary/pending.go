@@ -39,10 +39,6 @@ func newVerifyCmd() *cobra.Command {
 	return notBuilt("verify", "Compare Postgres with BigQuery's current state", "verify has not landed")
 }
 
-func newCatCmd() *cobra.Command {
-	return notBuilt("cat", "Print the records of an Avro object as JSON lines", "cat has not landed")
-}
-
 func newStatusCmd() *cobra.Command {
 	return notBuilt("status", "Show slot lag and per-table progress", "status has not landed")
 }
