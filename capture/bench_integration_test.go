@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-		"strconv"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
