@@ -101,11 +101,12 @@ type Stats struct {
 	Confirmed   pglogrepl.LSN
 	Published   int64
 	DeadLetters int64
+	Restarts    int64
 }
 
 // Stats returns the capturer's progress so far.
 func (c *Capturer) Stats() Stats {
-	st := Stats{Confirmed: pglogrepl.LSN(c.confirmed.Load()), Published: c.published.Load(), DeadLetters: c.dead.Load()}
+	st := Stats{Confirmed: pglogrepl.LSN(c.confirmed.Load()), Published: c.published.Load(), DeadLetters: c.dead.Load(), Restarts: c.restarts.Load()}
 	st.Acked = st.Confirmed
 	if t := c.tracker.Load(); t != nil {
 		st.Acked, _ = t.Confirmed()

@@ -65,6 +65,7 @@ type harness struct {
 	got    []received
 	cancel context.CancelFunc
 	done   chan error
+	c      *capture.Capturer
 }
 
 func newHarness(t testing.TB, name string, tables []capture.TableName, ddl ...string) *harness {
@@ -127,6 +128,7 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
 	c := capture.New(h.cfg, h.ps, h.gcs)
+	h.c = c
 	go func() { h.done <- c.Run(ctx) }()
 	// Changes count from the slot's creation: wait for it before writing.
 	h.waitSlotActive()

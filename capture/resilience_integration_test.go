@@ -64,6 +64,45 @@ func TestIntegrationCaptureSurvivesPostgresRestart(t *testing.T) {
 	if len(got) != 100 {
 		t.Fatalf("received %d distinct changes, want 100", len(got))
 	}
+	if st := h.c.Stats(); st.Published < 100 || st.Restarts < 1 {
+		t.Fatalf("stats after a Postgres restart: %+v, want at least 100 published and a restart counted", st)
+	}
+}
+
+// /healthz's view: healthy while streaming; after capture stops, the slot is
+// no longer active and the check says so.
+func TestIntegrationCaptureHealth(t *testing.T) {
+	h := newHarness(t, "health_it", []capture.TableName{{Schema: "public", Name: "health_rows"}},
+		`CREATE TABLE health_rows (id int PRIMARY KEY)`)
+	h.start()
+	h.exec(`INSERT INTO health_rows SELECT generate_series(1, 10)`)
+	h.waitFor(10, time.Minute)
+	ctx := context.Background()
+	var hl capture.Health
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if hl = h.c.Health(ctx, capture.HealthThresholds{}); hl.Healthy && hl.LagBytes < 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture streaming but unhealthy: %+v", hl)
+		}
+	}
+	if hl.Published < 10 || hl.Slot != "health_it" {
+		t.Fatalf("health report %+v", hl)
+	}
+	h.stop()
+	// The walsender notices the closed connection a moment later.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if hl = h.c.Health(ctx, capture.HealthThresholds{}); !hl.Healthy && hl.FailingCheck == "slot active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after stopping: %+v, want unhealthy on \"slot active\"", hl)
+		}
+	}
+	if hl = h.c.Health(ctx, capture.HealthThresholds{MaxLagBytes: 1}); hl.Healthy {
+		t.Fatalf("a 1-byte lag threshold passed: %+v", hl)
+	}
 }
 
 // A table without a primary key or replica identity: Postgres refuses its

@@ -64,7 +64,7 @@ func runCapture(ctx context.Context, cfg *config.Config) error {
 	c := capture.New(ccfg, ps, gcs)
 	addr, err := serveOps(ctx, log, cfg.HTTP.Listen, map[string]healthFunc{
 		"capture": func(ctx context.Context) (bool, any) {
-			h := c.Health(ctx, capture.HealthThresholds{})
+			h := c.Health(ctx, capture.HealthThresholds{MaxLagBytes: int64(cfg.HTTP.MaxLagBytes), MaxLag: time.Duration(cfg.HTTP.MaxLag)})
 			return h.Healthy, h
 		},
 	}, c.Collectors()...)

@@ -129,6 +129,11 @@ func (s Sink) Table(t TableName) TableSink {
 type HTTP struct {
 	// Listen is the host:port to listen on; port 0 picks a free one. Default ":8080".
 	Listen string `yaml:"listen"`
+	// MaxLagBytes is the WAL the slot may hold back before /healthz fails. Default 1GiB.
+	MaxLagBytes Size `yaml:"max_lag_bytes"`
+	// MaxLag is how long a published transaction may wait for Pub/Sub before /healthz fails.
+	// Default 5m.
+	MaxLag Duration `yaml:"max_lag"`
 }
 
 // Log sets up logging.
@@ -171,7 +176,7 @@ func Default() Config {
 			LoadInterval: Duration(time.Minute),
 			Mode:         ModeLoad,
 		},
-		HTTP: HTTP{Listen: ":8080"},
+		HTTP: HTTP{Listen: ":8080", MaxLagBytes: 1 << 30, MaxLag: Duration(5 * time.Minute)},
 		Log:  Log{Level: "info", Format: "json"},
 	}
 }

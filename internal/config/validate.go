@@ -228,6 +228,8 @@ func (h *HTTP) validate(p *problems) {
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	p.check("http.listen", err == nil && n <= 65535, "%q: port %q is not a number from 0 to 65535", h.Listen, port)
+	p.check("http.max_lag_bytes", h.MaxLagBytes > 0, "%s must be more than 0", h.MaxLagBytes)
+	p.check("http.max_lag", h.MaxLag > 0, "%s must be more than 0", h.MaxLag)
 }
 
 // sortedKeys gives a map's keys in order, so that messages come in the same order every run.
