@@ -168,6 +168,7 @@ func (h *harness) waitFor(n int, timeout time.Duration) []received {
 		}
 		select {
 		case err := <-h.done:
+			h.done <- err // for stop()
 			h.t.Fatalf("capture stopped early: %v", err)
 		default:
 		}

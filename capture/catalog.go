@@ -25,7 +25,7 @@ func newCatalog(dsn string) *catalog {
 }
 
 const typeQuery = `
-SELECT t.oid, n.nspname, t.typname, t.typtype, t.typcategory,
+SELECT t.oid, n.nspname, t.typname, t.typtype::text, t.typcategory::text,
        t.typelem, t.typbasetype, t.typtypmod,
        COALESCE(r.rngsubtype, 0), COALESCE(m.rngtypid, 0),
        COALESCE(ARRAY(SELECT a.attname FROM pg_attribute a

@@ -46,7 +46,10 @@ func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	}
 	table, err := schema.MapTable(m.Namespace, m.RelationName, cols, e.resolver)
 	if err != nil {
-		return fatal(err, "see docs/type-mapping.md; map the column AsText or change its type")
+		if Retryable(err) { // the catalog lookup lost its connection: try again
+			return err
+		}
+		return fatal(err, "see docs/type-mapping.md for the column's type; a lookup error above names its own cause")
 	}
 	es, err := schema.NewEventSchema(table)
 	if err != nil {

@@ -237,3 +237,26 @@ func TestRecordConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// failingResolver resolves nothing, with its own reason.
+type failingResolver struct{ err error }
+
+func (f failingResolver) Type(OID) (TypeInfo, error) { return TypeInfo{}, f.err }
+
+func TestChainReportsEveryResolversError(t *testing.T) {
+	catalogErr := errors.New("looking up type 16514 in pg_type: connection refused")
+	r := Chain(Builtin, failingResolver{catalogErr})
+	_, err := r.Type(16514)
+	if !errors.Is(err, catalogErr) {
+		t.Fatalf("Chain(Builtin, catalog) error %q does not carry the catalog's error", err)
+	}
+	if !strings.Contains(err.Error(), "not a built-in type") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("error %q should name both failures", err)
+	}
+	if ti, err := r.Type(23); err != nil || ti.Name != "int4" {
+		t.Errorf("Chain(Builtin, catalog).Type(23) = %v, %v; want int4 from Builtin", ti, err)
+	}
+	if _, err := Chain().Type(23); err == nil {
+		t.Error("an empty chain resolved a type")
+	}
+}

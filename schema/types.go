@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -149,24 +150,24 @@ func (builtinResolver) Type(oid OID) (TypeInfo, error) {
 }
 
 // Chain resolves with each resolver in turn and returns the first answer, so
-// capture can put its catalog resolver behind Builtin.
+// capture can put its catalog resolver behind Builtin. When none answers, the
+// error joins every resolver's error: Builtin's "not a built-in type" alone
+// would hide why the catalog failed.
 func Chain(rs ...TypeResolver) TypeResolver { return chain(rs) }
 
 type chain []TypeResolver
 
 func (c chain) Type(oid OID) (TypeInfo, error) {
-	var first error
+	errs := make([]error, 0, len(c))
 	for _, r := range c {
 		ti, err := r.Type(oid)
 		if err == nil {
 			return ti, nil
 		}
-		if first == nil {
-			first = err
-		}
+		errs = append(errs, err)
 	}
-	if first == nil {
-		first = fmt.Errorf("resolving type %d: no resolver", oid)
+	if len(errs) == 0 {
+		return TypeInfo{}, fmt.Errorf("resolving type %d: no resolver", oid)
 	}
-	return TypeInfo{}, first
+	return TypeInfo{}, errors.Join(errs...)
 }
