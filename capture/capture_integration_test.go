@@ -372,3 +372,14 @@ func (l *lsnText) Scan(src any) error {
 	*l = lsnText(v)
 	return err
 }
+
+// newConn opens a connection to the stack's database, closed with the test.
+func newConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), stack.Postgres.DSN(stack.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
