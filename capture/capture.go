@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -206,12 +207,12 @@ func (c *Capturer) runOnce(ctx context.Context) error {
 	}
 	c.confirmed.Store(uint64(slot.confirmed))
 
-	cat := newCatalog(c.cfg.DSN)
-	defer cat.close(context.WithoutCancel(ctx))
+	cat := pgcatalog.New(c.cfg.DSN)
+	defer cat.Close(context.WithoutCancel(ctx))
 	r := &reader{
 		c: c, conn: repl, tracker: NewAckTracker(slot.confirmed, c.cfg.MaxPendingTransactions),
 		enc: &encoder{
-			resolver: schema.Chain(schema.Builtin, cat), store: schema.NewStore(c.gcs, c.cfg.Bucket, c.cfg.Prefix),
+			resolver: schema.Chain(schema.Builtin, cat), forget: cat.Forget, store: schema.NewStore(c.gcs, c.cfg.Bucket, c.cfg.Prefix),
 			deadLetter: c.gcs.Bucket(c.cfg.Bucket), prefix: c.cfg.Prefix, buckets: c.cfg.OrderingBuckets,
 			tables: map[uint32]*tableVersion{},
 		},

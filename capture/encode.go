@@ -29,6 +29,7 @@ type tableVersion struct {
 // dead-letter.
 type encoder struct {
 	resolver   schema.TypeResolver
+	forget     func() // drops the resolver's cached catalog answers
 	store      *schema.Store
 	deadLetter *storage.BucketHandle
 	prefix     string
@@ -40,6 +41,9 @@ type encoder struct {
 
 func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	rel := newRelation(m)
+	if e.forget != nil {
+		e.forget() // a composite or domain may have changed with the table
+	}
 	cols := make([]schema.Column, len(m.Columns))
 	for i, c := range m.Columns {
 		cols[i] = schema.Column{Name: c.Name, TypeOID: c.DataType, TypeMod: c.TypeModifier, Key: c.Flags&1 != 0}

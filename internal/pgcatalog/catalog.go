@@ -1,4 +1,8 @@
-package capture
+// Package pgcatalog resolves Postgres types from the catalog (pg_type) for
+// package schema: enums, domains, composites, ranges and extension types
+// such as hstore, whose OIDs differ between databases. capture and verify
+// share it; it owns nothing but the lookup and its cache.
+package pgcatalog
 
 import (
 	"context"
@@ -10,18 +14,20 @@ import (
 	"github.com/tributary-cdc/tributary/schema"
 )
 
-// catalog resolves user-defined and extension types (enums, domains,
-// composites, ranges, hstore…) from pg_type over an ordinary connection. It
-// caches answers; a type's OID never changes meaning while it exists.
-type catalog struct {
+// Catalog resolves user-defined and extension types (enums, domains,
+// composites, ranges, hstore…) from pg_type over an ordinary connection of
+// its own. It caches answers; a type's OID never changes meaning while it
+// exists. It implements schema.TypeResolver and is safe for concurrent use.
+type Catalog struct {
 	dsn   string
 	mu    sync.Mutex
 	conn  *pgx.Conn
 	cache map[schema.OID]schema.TypeInfo
 }
 
-func newCatalog(dsn string) *catalog {
-	return &catalog{dsn: dsn, cache: map[schema.OID]schema.TypeInfo{}}
+// New returns a catalog that connects with dsn when it first needs to.
+func New(dsn string) *Catalog {
+	return &Catalog{dsn: dsn, cache: map[schema.OID]schema.TypeInfo{}}
 }
 
 const typeQuery = `
@@ -41,7 +47,7 @@ LEFT JOIN pg_range m ON m.rngmultitypid = t.oid
 WHERE t.oid = $1`
 
 // Type implements schema.TypeResolver.
-func (c *catalog) Type(oid schema.OID) (schema.TypeInfo, error) {
+func (c *Catalog) Type(oid schema.OID) (schema.TypeInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ti, ok := c.cache[oid]; ok {
@@ -93,15 +99,16 @@ func (c *catalog) Type(oid schema.OID) (schema.TypeInfo, error) {
 	return ti, nil
 }
 
-// forget drops cached answers, after a Relation message says a table changed
+// Forget drops cached answers, after a Relation message says a table changed
 // (a composite's attributes may have changed with it).
-func (c *catalog) forget() {
+func (c *Catalog) Forget() {
 	c.mu.Lock()
 	c.cache = map[schema.OID]schema.TypeInfo{}
 	c.mu.Unlock()
 }
 
-func (c *catalog) close(ctx context.Context) {
+// Close closes the catalog's connection.
+func (c *Catalog) Close(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil {
