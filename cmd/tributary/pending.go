@@ -35,10 +35,6 @@ func newReplayCmd() *cobra.Command {
 	return notBuilt("replay", "Rebuild a table in BigQuery from the Avro objects on GCS", "replay has not landed")
 }
 
-func newVerifyCmd() *cobra.Command {
-	return notBuilt("verify", "Compare Postgres with BigQuery's current state", "verify has not landed")
-}
-
 func newStatusCmd() *cobra.Command {
 	return notBuilt("status", "Show slot lag and per-table progress", "status has not landed")
 }
