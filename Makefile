@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/tributary
 DEMODIR ?= .demo
 
-.PHONY: all build test unit vet bqemu demo bench generate clean
+.PHONY: all build test unit vet bqemu demo bench generate clean airflow-test
 
 all: build
 
@@ -18,9 +18,14 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
-# Every test: unit and integration (the latter start the local stack themselves).
+# Every test: unit and integration (the latter start the local stack
+# themselves), then the Airflow DAGs' tests in the pinned venv.
 test: bqemu vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) airflow-test
+
+airflow-test:
+	@venv=$$(.ci/airflow-venv.sh) && AIRFLOW_HOME=$$(mktemp -d) $$venv/bin/pytest -q airflow/tests
 
 # Unit tests only: no local stack.
 unit:

@@ -152,7 +152,13 @@ func (c *Capturer) topicName() string {
 
 func (c *Capturer) ensureTopic(ctx context.Context) error {
 	_, err := c.pubsub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: c.topicName()})
-	if status.Code(err) == codes.AlreadyExists {
+	switch status.Code(err) {
+	case codes.AlreadyExists:
+		err = nil
+	case codes.PermissionDenied:
+		// Least privilege: the topic is managed elsewhere (Terraform) and
+		// capture may only publish. A missing topic fails the first publish.
+		c.log.Info("not allowed to create topics; using the topic as provisioned", "topic", c.topicName())
 		err = nil
 	}
 	if err != nil {
@@ -201,8 +207,25 @@ func (c *Capturer) runOnce(ctx context.Context) error {
 		return fmt.Errorf("opening replication connection: %w", err)
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
+	existing, err := readSlot(ctx, conn, c.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if !existing.exists {
+		recorded, err := c.slotRecorded(ctx)
+		if err != nil {
+			return err
+		}
+		if recorded {
+			return fatal(fmt.Errorf("replication slot %q is gone but this pipeline created it before: the changes since its last confirmed position are lost to capture", c.cfg.Slot),
+				fmt.Sprintf("find out why (failover to a server without the slot?); to start over, delete gs://%s/%s, restart capture and backfill every table", c.cfg.Bucket, c.slotRecordName()))
+		}
+	}
 	slot, err := ensureSlot(ctx, conn, repl, c.cfg.Slot)
 	if err != nil {
+		return err
+	}
+	if err := c.recordSlot(ctx, slot); err != nil {
 		return err
 	}
 	c.confirmed.Store(uint64(slot.confirmed))

@@ -2,6 +2,8 @@ package capture_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +129,28 @@ func TestIntegrationCaptureKeylessTable(t *testing.T) {
 	}
 	if len(got) != 40 || len(keys) < 2 {
 		t.Fatalf("received %d inserts on %d ordering keys, want 40 spread over several", len(got), len(keys))
+	}
+}
+
+// A slot this pipeline created that has vanished (a failover, a manual drop)
+// stops capture with the fix, instead of a new slot silently skipping the
+// changes in between.
+func TestIntegrationCaptureRefusesALostSlot(t *testing.T) {
+	h := newHarness(t, "lost_it", []capture.TableName{{Schema: "public", Name: "lost_rows"}},
+		`CREATE TABLE lost_rows (id int PRIMARY KEY)`)
+	h.start()
+	h.stop()
+	h.exec(`SELECT pg_drop_replication_slot('lost_it')`)
+	c := capture.New(h.cfg, h.ps, h.gcs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := c.Run(ctx)
+	var fe *capture.FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "lost_it") || !strings.Contains(fe.Fix, "_state/slot-lost_it.json") {
+		t.Fatalf("capture with its slot gone: %v, want a fatal error naming the slot and the record to delete", err)
+	}
+	var exists bool
+	if err := h.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'lost_it')").Scan(&exists); err != nil || exists {
+		t.Fatalf("capture created a new slot after losing the old one (exists %v, %v)", exists, err)
 	}
 }

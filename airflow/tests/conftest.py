@@ -1,0 +1,17 @@
+import os
+import pathlib
+import sys
+
+import pytest
+
+DAGS = pathlib.Path(__file__).resolve().parent.parent / "dags"
+sys.path.insert(0, str(DAGS))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))

@@ -1,0 +1,47 @@
+import pathlib
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_dagbag_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "tributary_reconcile" in dagbag.dags
+
+
+def test_reconcile_dag_shape(dagbag):
+    dag = dagbag.dags["tributary_reconcile"]
+    assert [t.task_id for t in dag.tasks] == ["verify"]
+    assert dag.max_active_runs == 1 and not dag.catchup
+    verify = dag.get_task("verify")
+    assert verify.retries == 3 and verify.retry_exponential_backoff
+    assert set(dag.params.keys()) == {"config", "table"}
+
+
+@pytest.fixture(scope="session")
+def tributary_bin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bin") / "tributary"
+    subprocess.run(["go", "build", "-o", str(out), "./cmd/tributary"], cwd=REPO, check=True)
+    return str(out)
+
+
+def test_cli_errors_are_retryable(tributary_bin, tmp_path, monkeypatch):
+    import tributary_cli
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    monkeypatch.setenv(tributary_cli.BIN_ENV, tributary_bin)
+    # A config that points at nothing: the real binary exits 2, an error the
+    # task's retries should handle.
+    cfg = tmp_path / "tributary.yaml"
+    cfg.write_text(
+        "project: tributary-test\n"
+        "postgres:\n  url: postgres://nobody:secret@127.0.0.1:1/none\n"
+        "gcs:\n  bucket: nothing-here\n"
+        "bigquery:\n  dataset: nothing\n"
+    )
+    with pytest.raises(AirflowException) as err:
+        tributary_cli.run(["verify", "--config", str(cfg)])
+    assert not isinstance(err.value, AirflowFailException)
+    assert "secret" not in str(err.value), "the DSN's password leaked into the task's error"
