@@ -3,4 +3,25 @@
 // a changelog per table and a current-state table beside it. It owns
 // per-table buffering, flushing, acknowledgement and BigQuery loads; it does
 // not map types (package schema does) and never imports package capture.
+//
+// A message is decoded with the schema store and buffered by table. A
+// table's buffer is written when FlushBytes, FlushRows or FlushAge is
+// reached: one Avro OCF object of the flat changelog record per schema
+// version (Layout.DataObject), never overwriting, then a pending marker
+// under <prefix>/_sink/pending/; only then are its messages acked. A message
+// that cannot be decoded goes to a dead-letter object and is acked.
+//
+// Every LoadInterval each table's loader turns its pending markers into a
+// manifest under <prefix>/_sink/loads/ (written before the markers are
+// removed), loads the manifest's objects into <table>__changelog with a job
+// ID derived from the object names (LoadJobID: a repeated load is refused,
+// not applied twice), recomputes the current state of the keys the load
+// touched (Statements), and removes the manifest. A restarted sink finds
+// the markers and manifests and finishes them, so an abrupt stop loses
+// nothing: unacked messages are redelivered (the changelog is at least
+// once; the current state is exact).
+//
+// Each table has its own flusher and loader goroutines and retries with its
+// own backoff (Classify decides); a permanent failure is dead-lettered with
+// its reason and the table goes on.
 package sink

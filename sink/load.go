@@ -1,0 +1,477 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/iterator"
+
+	"github.com/tributary-cdc/tributary/schema"
+)
+
+// maxLoadObjects caps the objects of one load job (BigQuery allows 10,000
+// source URIs).
+const maxLoadObjects = 1000
+
+// manifest records a load before it starts, so that a restarted sink
+// finishes it with the same job ID instead of loading its objects again.
+type manifest struct {
+	JobID       string   `json:"job_id"`
+	Schema      string   `json:"schema"`
+	Table       string   `json:"table"`
+	Fingerprint string   `json:"schema_fingerprint"`
+	Objects     []string `json:"objects"`
+	FirstLSN    uint64   `json:"first_lsn"`
+	LastLSN     uint64   `json:"last_lsn"`
+}
+
+// loadLoop loads the table's written objects every LoadInterval until ctx
+// ends or drain is closed; after drain it waits for flushed to close and
+// loads once more.
+func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
+	tick := time.NewTicker(t.s.cfg.LoadInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-drain:
+			select {
+			case <-flushed:
+			case <-ctx.Done():
+				return
+			}
+			t.loadPending(ctx)
+			return
+		case <-tick.C:
+			t.loadPending(ctx)
+		}
+	}
+}
+
+// loadPending finishes the loads whose manifests exist, then loads the
+// objects still marked pending. Failures are logged and left for the next
+// round (Retryable) or dead-lettered (otherwise).
+func (t *table) loadPending(ctx context.Context) {
+	s := t.s
+	if err := t.loadOnce(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("loading into BigQuery", "table", t.key, "class", Classify(err), "err", err)
+	}
+}
+
+func (t *table) loadOnce(ctx context.Context) error {
+	s := t.s
+	manifests, err := t.manifests(ctx)
+	if err != nil {
+		return err
+	}
+	inManifest := map[string]bool{}
+	for _, m := range manifests {
+		for _, o := range m.Objects {
+			inManifest[o] = true
+		}
+	}
+	markers, err := s.list(ctx, s.layout.PendingDir(t.key.Schema, t.key.Table))
+	if err != nil {
+		return err
+	}
+	groups := map[string][]*storage.ObjectAttrs{}
+	for _, a := range markers {
+		if inManifest[a.Metadata["object"]] {
+			if err := s.deleteObject(ctx, a.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		fp := a.Metadata["schema_fingerprint"]
+		groups[fp] = append(groups[fp], a)
+	}
+	fps := make([]string, 0, len(groups))
+	for fp := range groups {
+		fps = append(fps, fp)
+	}
+	sort.Strings(fps)
+	for _, fp := range fps {
+		g := groups[fp]
+		sort.Slice(g, func(i, j int) bool { return g[i].Metadata["object"] < g[j].Metadata["object"] })
+		for len(g) > 0 {
+			n := min(len(g), maxLoadObjects)
+			m, err := t.newManifest(ctx, fp, g[:n])
+			if err != nil {
+				return err
+			}
+			manifests = append(manifests, m)
+			g = g[n:]
+		}
+	}
+	var errs []error
+	for _, m := range manifests {
+		if err := t.process(ctx, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *table) manifests(ctx context.Context) ([]*manifest, error) {
+	s := t.s
+	attrs, err := s.list(ctx, s.layout.LoadDir(t.key.Schema, t.key.Table))
+	if err != nil {
+		return nil, err
+	}
+	var out []*manifest
+	for _, a := range attrs {
+		r, err := s.bucket.Object(a.Name).NewReader(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", a.Name, err)
+		}
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", a.Name, err)
+		}
+		m := &manifest{}
+		if err := json.Unmarshal(data, m); err != nil {
+			return nil, &permanentError{fmt.Errorf("reading %s: %w", a.Name, err)}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// newManifest writes the manifest of a load of the objects the markers
+// name, then removes the markers.
+func (t *table) newManifest(ctx context.Context, fp string, markers []*storage.ObjectAttrs) (*manifest, error) {
+	s := t.s
+	m := &manifest{Schema: t.key.Schema, Table: t.key.Table, Fingerprint: fp, FirstLSN: ^uint64(0)}
+	for _, a := range markers {
+		m.Objects = append(m.Objects, a.Metadata["object"])
+		first, err1 := strconv.ParseUint(a.Metadata["first_lsn"], 16, 64)
+		last, err2 := strconv.ParseUint(a.Metadata["last_lsn"], 16, 64)
+		if err1 != nil || err2 != nil {
+			return nil, &permanentError{fmt.Errorf("marker %s lacks its LSNs", a.Name)}
+		}
+		m.FirstLSN, m.LastLSN = min(m.FirstLSN, first), max(m.LastLSN, last)
+	}
+	m.JobID = LoadJobID(m.Objects)
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	name := s.layout.LoadManifest(t.key.Schema, t.key.Table, m.JobID)
+	if err := s.writeObject(ctx, name, "application/json", body, nil); err != nil && !isPreconditionFailed(err) {
+		return nil, fmt.Errorf("writing %s: %w", name, err)
+	}
+	for _, a := range markers {
+		if err := s.deleteObject(ctx, a.Name); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// process loads a manifest's objects into the changelog (at most once, by
+// job ID), applies them to the current state and removes the manifest. A
+// failure that is not Retryable dead-letters the manifest: its objects stay
+// on GCS, named with the reason.
+func (t *table) process(ctx context.Context, m *manifest) error {
+	s := t.s
+	err := t.loadAndApply(ctx, m)
+	if err != nil && Classify(err) != Retryable && ctx.Err() == nil {
+		body, _ := json.MarshalIndent(struct {
+			*manifest
+			Reason string `json:"reason"`
+			Class  string `json:"class"`
+		}{m, err.Error(), Classify(err).String()}, "", "  ")
+		name := s.layout.DeadLetter(schema.GCSSegment(m.Schema, m.Table), "load-"+m.JobID)
+		s.log.Error("dead-lettering a load", "table", t.key, "job", m.JobID, "object", name, "err", err)
+		if derr := s.writeObject(ctx, name, "application/json", body, nil); derr != nil && !isPreconditionFailed(derr) {
+			return errors.Join(err, derr)
+		}
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.deleteObject(ctx, s.layout.LoadManifest(m.Schema, m.Table, m.JobID))
+}
+
+func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
+	s := t.s
+	fp, err := strconv.ParseUint(m.Fingerprint, 16, 64)
+	if err != nil {
+		return &permanentError{fmt.Errorf("manifest %s: bad fingerprint %q", m.JobID, m.Fingerprint)}
+	}
+	es, err := s.store.Get(ctx, fp)
+	if err != nil {
+		return err
+	}
+	cl, err := s.changelog(es)
+	if err != nil {
+		return &permanentError{err}
+	}
+	st, err := t.ensureTables(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if err := s.loadObjects(ctx, st.Changelog, m); err != nil {
+		return err
+	}
+	if err := s.apply(ctx, st, m.FirstLSN, m.LastLSN); err != nil {
+		return err
+	}
+	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects))
+	return nil
+}
+
+// loadObjects runs the AVRO load of m's objects into the changelog. Job IDs
+// are m.JobID, then m.JobID_r1, _r2… only after the previous one is known
+// to have failed (a failed load loads nothing), so the objects are never
+// loaded twice.
+func (s *Sink) loadObjects(ctx context.Context, changelog string, m *manifest) error {
+	uris := make([]string, len(m.Objects))
+	for i, o := range m.Objects {
+		uris[i] = "gs://" + s.cfg.Bucket + "/" + o
+	}
+	for attempt := 0; ; attempt++ {
+		id := m.JobID
+		if attempt > 0 {
+			id += "_r" + strconv.Itoa(attempt)
+		}
+		ref := bigquery.NewGCSReference(uris...)
+		ref.SourceFormat = bigquery.Avro
+		l := s.bq.Dataset(s.cfg.Dataset).Table(changelog).LoaderFrom(ref)
+		l.UseAvroLogicalTypes = true
+		l.SchemaUpdateOptions = []string{"ALLOW_FIELD_ADDITION"}
+		l.WriteDisposition = bigquery.WriteAppend
+		l.CreateDisposition = bigquery.CreateNever
+		l.JobID = id
+		job, err := l.Run(ctx)
+		if isDuplicateJob(err) {
+			job, err = s.bq.JobFromID(ctx, id)
+		}
+		if err != nil {
+			return fmt.Errorf("starting load %s: %w", id, err)
+		}
+		status, err := job.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for load %s: %w", id, err)
+		}
+		if status.Err() == nil {
+			return nil
+		}
+		if Classify(status.Err()) != Retryable {
+			return fmt.Errorf("loading %s: %w", id, status.Err())
+		}
+		s.log.Warn("load failed, retrying with a new job ID", "job", id, "err", status.Err())
+	}
+}
+
+// apply brings the current-state table up to date with the changelog rows
+// whose commit LSN lies in [lo, hi]. Every step may be repeated.
+func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
+	stage := s.bq.Dataset(s.cfg.Dataset).Table(st.Stage)
+	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
+		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
+	}
+	if err := s.exec(ctx, st.StageSQL(lo, hi)); err != nil {
+		return err
+	}
+	it, err := s.bq.Query(st.LatestTruncateSQL(lo, hi)).Read(ctx)
+	if err != nil {
+		return fmt.Errorf("finding truncates: %w", err)
+	}
+	var row []bigquery.Value
+	switch err := it.Next(&row); {
+	case err == nil:
+		lsn, _ := row[0].(int64)
+		seq, _ := row[1].(int64)
+		if err := s.exec(ctx, st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
+			return err
+		}
+	case !errors.Is(err, iterator.Done):
+		return fmt.Errorf("finding truncates: %w", err)
+	}
+	for _, q := range []string{st.DeleteStagedSQL(), st.InsertStagedSQL()} {
+		if err := s.exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
+		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
+	}
+	return nil
+}
+
+// exec runs one statement and waits for it.
+func (s *Sink) exec(ctx context.Context, sql string) error {
+	job, err := s.bq.Query(sql).Run(ctx)
+	if err == nil {
+		var status *bigquery.JobStatus
+		if status, err = job.Wait(ctx); err == nil {
+			err = status.Err()
+		}
+	}
+	if err != nil {
+		first, _, _ := strings.Cut(sql, "\n")
+		return fmt.Errorf("running %q: %w", first, err)
+	}
+	return nil
+}
+
+// fixedWidth are the BigQuery types of columns Postgres never TOASTs (as
+// mapped from fixed-width Postgres types); every other column may arrive
+// unchanged.
+var fixedWidth = map[bigquery.FieldType]bool{
+	bigquery.IntegerFieldType: true, bigquery.FloatFieldType: true, bigquery.BooleanFieldType: true,
+	bigquery.DateFieldType: true, bigquery.TimeFieldType: true, bigquery.DateTimeFieldType: true, bigquery.TimestampFieldType: true,
+}
+
+// clusterable are the types BigQuery clusters by.
+var clusterable = map[bigquery.FieldType]bool{
+	bigquery.IntegerFieldType: true, bigquery.StringFieldType: true, bigquery.BooleanFieldType: true, bigquery.DateFieldType: true,
+	bigquery.DateTimeFieldType: true, bigquery.TimestampFieldType: true, bigquery.NumericFieldType: true, bigquery.BigNumericFieldType: true,
+	bigquery.BytesFieldType: true, bigquery.GeographyFieldType: true,
+}
+
+// ensureTables creates the changelog and current-state tables of cl's table
+// when absent and adds the columns cl has and they lack, then returns the
+// statements for them with every column either holds.
+func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Statements, error) {
+	s := t.s
+	cols, err := cl.BigQuerySchema()
+	if err != nil {
+		return Statements{}, &permanentError{err}
+	}
+	key, err := s.keyFields(t.key, cl)
+	if err != nil {
+		return Statements{}, &permanentError{err}
+	}
+	st := Statements{
+		Project: s.bq.Project(), Dataset: s.cfg.Dataset, Key: key,
+		Changelog: schema.BigQueryTableName(t.key.Schema, t.key.Table, "changelog"),
+		Current:   schema.BigQueryTableName(t.key.Schema, t.key.Table, ""),
+		Stage:     schema.BigQueryTableName(t.key.Schema, t.key.Table, "stage"),
+	}
+	byName := map[string]*bigquery.FieldSchema{}
+	for _, f := range cols {
+		byName[f.Name] = f
+	}
+	var clustering []string
+	for _, k := range key {
+		if f := byName[k]; f != nil && clusterable[f.Type] && !f.Repeated && len(clustering) < 4 {
+			clustering = append(clustering, k)
+		}
+	}
+	clMeta := &bigquery.TableMetadata{
+		Schema:           append(schema.EnvelopeBigQuerySchema(), cols...),
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: schema.ColCommitTS},
+		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", t.key, schema.ColCommitLSN, schema.ColSeq),
+	}
+	if len(clustering) > 0 {
+		clMeta.Clustering = &bigquery.Clustering{Fields: clustering}
+	}
+	clSchema, err := s.ensureTable(ctx, st.Changelog, clMeta)
+	if err != nil {
+		return Statements{}, err
+	}
+	envelope := map[string]bool{}
+	for _, f := range schema.EnvelopeBigQuerySchema() {
+		envelope[f.Name] = true
+	}
+	var all bigquery.Schema
+	for _, f := range clSchema {
+		if !envelope[f.Name] {
+			all = append(all, f)
+			st.Columns = append(st.Columns, f.Name)
+			if !fixedWidth[f.Type] || f.Repeated {
+				st.Toastable = append(st.Toastable, f.Name)
+			}
+		}
+	}
+	curMeta := &bigquery.TableMetadata{
+		Schema: append(bigquery.Schema{
+			{Name: ColKey, Type: bigquery.StringFieldType, Required: true, Description: "the row's key columns as JSON (the change identity for a table without a key)"},
+			{Name: schema.ColCommitLSN, Type: bigquery.IntegerFieldType, Required: true, Description: "commit LSN of the change that made the row what it is"},
+			{Name: schema.ColSeq, Type: bigquery.IntegerFieldType, Required: true, Description: "position of that change in its transaction"},
+			{Name: schema.ColCommitTS, Type: bigquery.TimestampFieldType, Required: true, Description: "commit time of that change"},
+		}, all...),
+		Clustering:  &bigquery.Clustering{Fields: []string{ColKey}},
+		Description: fmt.Sprintf("Current state of Postgres table %s", t.key),
+	}
+	if _, err := s.ensureTable(ctx, st.Current, curMeta); err != nil {
+		return Statements{}, err
+	}
+	return st, nil
+}
+
+// ensureTable creates table id with md, or adds md's columns it lacks; it
+// returns the table's schema.
+func (s *Sink) ensureTable(ctx context.Context, id string, md *bigquery.TableMetadata) (bigquery.Schema, error) {
+	tbl := s.bq.Dataset(s.cfg.Dataset).Table(id)
+	have, err := tbl.Metadata(ctx)
+	if isNotFound(err) {
+		if err = tbl.Create(ctx, md); err == nil {
+			return md.Schema, nil
+		}
+		if have, err = tbl.Metadata(ctx); err != nil { // created concurrently?
+			return nil, fmt.Errorf("creating table %s: %w", id, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading table %s: %w", id, err)
+	}
+	present := map[string]bool{}
+	for _, f := range have.Schema {
+		present[strings.ToLower(f.Name)] = true
+	}
+	merged := append(bigquery.Schema(nil), have.Schema...)
+	for _, f := range md.Schema {
+		if !present[strings.ToLower(f.Name)] {
+			g := *f
+			g.Required = false // added columns must be nullable
+			merged = append(merged, &g)
+		}
+	}
+	if len(merged) == len(have.Schema) {
+		return have.Schema, nil
+	}
+	if _, err := tbl.Update(ctx, bigquery.TableMetadataToUpdate{Schema: merged}, have.ETag); err != nil {
+		return nil, fmt.Errorf("adding columns to %s: %w", id, err)
+	}
+	return merged, nil
+}
+
+// list returns the attributes of the objects under prefix.
+func (s *Sink) list(ctx context.Context, prefix string) ([]*storage.ObjectAttrs, error) {
+	var out []*storage.ObjectAttrs
+	it := s.bucket.Objects(ctx, &storage.Query{Prefix: prefix})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+		out = append(out, a)
+	}
+}
+
+// deleteObject removes an object; one already gone is fine.
+func (s *Sink) deleteObject(ctx context.Context, name string) error {
+	err := s.bucket.Object(name).Delete(ctx)
+	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) && !isNotFound(err) {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	return nil
+}

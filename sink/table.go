@@ -1,0 +1,289 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/storage"
+
+	"github.com/tributary-cdc/tributary/schema"
+)
+
+// tableKey names a Postgres table as spelled there.
+type tableKey struct{ Schema, Table string }
+
+func (k tableKey) String() string { return k.Schema + "." + k.Table }
+
+// received is one decoded message waiting in a table's buffer.
+type received struct {
+	msg *pubsub.Message
+	ev  *schema.Event
+	es  *schema.EventSchema
+}
+
+// table is one table's share of the sink: its buffer, its flusher and its
+// loader, each retrying on its own so that a failing table never holds up
+// another (beyond the Pub/Sub flow-control bytes its buffer occupies, which
+// a failing table caps by nacking what exceeds twice the flush bounds).
+type table struct {
+	s   *Sink
+	key tableKey
+
+	mu        sync.Mutex
+	buf       []received
+	dupAcks   []*pubsub.Message // further copies of truncates already buffered
+	bytes     int
+	since     time.Time // arrival of the oldest buffered message
+	failing   bool
+	truncates map[string]bool // identities of truncates seen, to apply once
+	keyless   bool            // warned about updates of a table without a key
+
+	kick chan struct{}
+}
+
+func newTable(s *Sink, k tableKey) *table {
+	return &table{s: s, key: k, truncates: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+// add buffers a decoded message, or nacks it while the table is failing and
+// its buffer is full.
+func (t *table) add(r received) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cfg := &t.s.cfg
+	if t.failing && (len(t.buf) >= 2*cfg.FlushRows || t.bytes >= 2*cfg.FlushBytes) {
+		r.msg.Nack()
+		return
+	}
+	if r.ev.Op == "t" {
+		id := r.ev.Identity()
+		if t.truncates[id] {
+			t.dupAcks = append(t.dupAcks, r.msg)
+			return
+		}
+		if len(t.truncates) > 1024 {
+			clear(t.truncates)
+		}
+		t.truncates[id] = true
+	}
+	if len(t.buf) == 0 {
+		t.since = time.Now()
+	}
+	t.buf = append(t.buf, r)
+	t.bytes += len(r.msg.Data)
+	if len(t.buf) >= cfg.FlushRows || t.bytes >= cfg.FlushBytes {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take empties the buffer if it is due (or if force).
+func (t *table) take(force bool) ([]received, []*pubsub.Message) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cfg := &t.s.cfg
+	due := len(t.buf) >= cfg.FlushRows || t.bytes >= cfg.FlushBytes || (len(t.buf) > 0 && time.Since(t.since) >= cfg.FlushAge)
+	if !force && !due {
+		if len(t.buf) == 0 && len(t.dupAcks) > 0 {
+			acks := t.dupAcks
+			t.dupAcks = nil
+			return nil, acks
+		}
+		return nil, nil
+	}
+	buf, acks := t.buf, t.dupAcks
+	t.buf, t.dupAcks, t.bytes = nil, nil, 0
+	return buf, acks
+}
+
+// flushLoop writes the buffer when it is due, until ctx ends (an abrupt
+// stop: nothing more is written or acked) or drain is closed (a graceful
+// one: the buffer is written first).
+func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
+	tick := time.NewTicker(max(t.s.cfg.FlushAge/4, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		force := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-drain:
+			force = true
+		case <-t.kick:
+		case <-tick.C:
+		}
+		buf, acks := t.take(force)
+		if len(buf) > 0 {
+			t.flush(ctx, buf)
+		}
+		for _, m := range acks {
+			m.Ack()
+		}
+		if force {
+			return
+		}
+	}
+}
+
+// flush writes buf, one object per schema version, and acks each message
+// once the object holding it is written and marked for loading.
+func (t *table) flush(ctx context.Context, buf []received) {
+	var order []uint64
+	groups := map[uint64][]received{}
+	for _, r := range buf {
+		fp := r.es.Fingerprint
+		if _, ok := groups[fp]; !ok {
+			order = append(order, fp)
+		}
+		groups[fp] = append(groups[fp], r)
+	}
+	for _, fp := range order {
+		g := groups[fp]
+		err := t.s.retry(ctx, t, "writing objects", func() error { return t.writeGroup(ctx, g) })
+		if err != nil && ctx.Err() == nil {
+			err = t.s.retry(ctx, t, "writing a dead-letter", func() error { return t.deadLetterGroup(ctx, g, err) })
+		}
+		if err != nil {
+			return // stopping: the messages are redelivered
+		}
+		for _, r := range g {
+			r.msg.Ack()
+		}
+	}
+}
+
+// writeGroup writes the events of one schema version as one object, never
+// replacing an existing one, then its pending marker.
+func (t *table) writeGroup(ctx context.Context, g []received) error {
+	s := t.s
+	cl, err := s.changelog(g[0].es)
+	if err != nil {
+		return &permanentError{err}
+	}
+	events := make([]*schema.Event, len(g))
+	for i, r := range g {
+		events[i] = r.ev
+	}
+	sortEvents(events)
+	var data bytes.Buffer
+	if err := EncodeOCF(&data, cl, events, s.cfg.Compression); err != nil {
+		return err
+	}
+	first, last := events[0], events[len(events)-1]
+	var name string
+	for n := 0; ; n++ {
+		writer := s.cfg.WriterID
+		if n > 0 {
+			writer += "." + strconv.Itoa(n)
+		}
+		name = s.layout.DataObject(t.key.Schema, t.key.Table, first.CommitTime, first.CommitLSN, last.CommitLSN, writer)
+		err = s.writeObject(ctx, name, "avro/binary", data.Bytes(), map[string]string{
+			"rows": strconv.Itoa(len(events)), "first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
+			"schema_fingerprint": g[0].es.FingerprintHex(),
+		})
+		if !isPreconditionFailed(err) || n >= 100 {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	marker := s.layout.PendingMarker(t.key.Schema, t.key.Table, name)
+	err = s.writeObject(ctx, marker, "text/plain", nil, map[string]string{
+		"object": name, "schema": t.key.Schema, "table": t.key.Table, "schema_fingerprint": g[0].es.FingerprintHex(),
+		"first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
+	})
+	if err != nil && !isPreconditionFailed(err) {
+		return fmt.Errorf("writing %s: %w", marker, err)
+	}
+	s.log.Debug("wrote object", "table", t.key, "object", name, "rows", len(events))
+	return nil
+}
+
+// deadLetterGroup keeps messages whose object could not be written: their
+// data, attributes and the reason.
+func (t *table) deadLetterGroup(ctx context.Context, g []received, cause error) error {
+	type msg struct {
+		ID          string            `json:"message_id"`
+		OrderingKey string            `json:"ordering_key"`
+		Attributes  map[string]string `json:"attributes"`
+		Data        string            `json:"data_base64"`
+	}
+	d := struct {
+		Table  string `json:"table"`
+		Reason string `json:"reason"`
+		Class  string `json:"class"`
+		Msgs   []msg  `json:"messages"`
+	}{Table: t.key.String(), Reason: cause.Error(), Class: Classify(cause).String()}
+	for _, r := range g {
+		d.Msgs = append(d.Msgs, msg{r.msg.ID, r.msg.OrderingKey, r.msg.Attributes, base64.StdEncoding.EncodeToString(r.msg.Data)})
+	}
+	body, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return &permanentError{err}
+	}
+	first := g[0].ev
+	name := t.s.layout.DeadLetter(schema.GCSSegment(t.key.Schema, t.key.Table), fmt.Sprintf("write-%s-%08d-%s", lsnHex(first.CommitLSN), first.Seq, t.s.cfg.WriterID))
+	t.s.log.Error("dead-lettering changes", "table", t.key, "rows", len(g), "object", name, "err", cause)
+	err = t.s.writeObject(ctx, name, "application/json", body, nil)
+	if isPreconditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+func lsnHex(l uint64) string { return fmt.Sprintf("%016x", l) }
+
+// writeObject writes an object that must not exist yet.
+func (s *Sink) writeObject(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
+	w := s.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w.ContentType = contentType
+	w.Metadata = meta
+	_, err := w.Write(data)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// retry runs op until it succeeds, fails other than Retryable, or ctx ends,
+// backing off from 200 ms up to 30 s with jitter. The table is marked
+// failing while it backs off.
+func (s *Sink) retry(ctx context.Context, t *table, what string, op func() error) error {
+	backoff := 200 * time.Millisecond
+	defer func() {
+		t.mu.Lock()
+		t.failing = false
+		t.mu.Unlock()
+	}()
+	for {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if Classify(err) != Retryable || ctx.Err() != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.failing = true
+		t.mu.Unlock()
+		s.log.Warn(what+": retrying", "table", t.key, "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
