@@ -21,6 +21,10 @@ const (
 	ColXid       = "_tributary_xid"
 	ColUnchanged = "_tributary_unchanged"
 	ColLSN       = "_tributary_lsn"
+	// ColBeforeKey holds the old row's replica-identity columns whenever
+	// Postgres sent the old row (deletes; updates that change the key or run
+	// under REPLICA IDENTITY FULL): the row an update moved away from.
+	ColBeforeKey = "_tributary_before_key"
 )
 
 // Changelog is the flat record one change becomes in the Avro object files
@@ -32,6 +36,11 @@ type Changelog struct {
 	JSON    string // Avro schema of the flat record
 	Codec   *goavro.Codec
 	Columns []StoredColumn
+	// Keys are the replica-identity columns, in column order; empty for a
+	// table without one.
+	Keys []StoredColumn
+	// beforeKeyName is the full Avro name of the before-key record.
+	beforeKeyName string
 }
 
 // NewChangelog derives the flat changelog record schema from an event
@@ -50,11 +59,6 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 		map[string]any{"name": ColLSN, "type": "long"},
 		map[string]any{"name": ColUnchanged, "type": map[string]any{"type": "array", "items": "string"}, "default": []any{}},
 	}
-	for _, c := range cols {
-		fields = append(fields, map[string]any{
-			"name": c.Field, "type": c.Avro, "default": nil, "pg_column": c.PGColumn, "pg_type": c.PGType, "bigquery": c.BigQuery,
-		})
-	}
 	var env struct {
 		Name      string         `json:"name"`
 		Tributary map[string]any `json:"tributary"`
@@ -62,8 +66,29 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 	if err := json.Unmarshal([]byte(es.JSON), &env); err != nil {
 		return nil, fmt.Errorf("reading event schema: %w", err)
 	}
+	name := strings.TrimSuffix(env.Name, "_event") + "_changelog"
+	var keys []StoredColumn
+	var keyFields []any
+	for _, c := range cols {
+		if c.Key {
+			keys = append(keys, c)
+			keyFields = append(keyFields, map[string]any{"name": c.Field, "type": c.Avro, "default": nil, "pg_column": c.PGColumn})
+		}
+	}
+	beforeKeyName := name + "_before_key"
+	if len(keys) > 0 {
+		fields = append(fields, map[string]any{
+			"name": ColBeforeKey, "default": nil,
+			"type": []any{"null", map[string]any{"type": "record", "name": beforeKeyName, "fields": keyFields}},
+		})
+	}
+	for _, c := range cols {
+		fields = append(fields, map[string]any{
+			"name": c.Field, "type": c.Avro, "default": nil, "pg_column": c.PGColumn, "pg_type": c.PGType, "pg_key": c.Key, "bigquery": c.BigQuery,
+		})
+	}
 	b, err := json.Marshal(map[string]any{
-		"type": "record", "name": strings.TrimSuffix(env.Name, "_event") + "_changelog",
+		"type": "record", "name": name,
 		"tributary": env.Tributary, "event_fingerprint": es.FingerprintHex(), "fields": fields,
 	})
 	if err != nil {
@@ -73,7 +98,7 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building changelog schema: %w", err)
 	}
-	return &Changelog{Events: es, JSON: string(b), Codec: codec, Columns: cols}, nil
+	return &Changelog{Events: es, JSON: string(b), Codec: codec, Columns: cols, Keys: keys, beforeKeyName: beforeKeyName}, nil
 }
 
 // Record flattens e into a changelog record (goavro native form).
@@ -89,6 +114,16 @@ func (c *Changelog) Record(e *Event) map[string]any {
 	}
 	rec[ColOp], rec[ColCommitLSN], rec[ColSeq] = e.Op, int64(e.CommitLSN), e.Seq
 	rec[ColCommitTS], rec[ColXid], rec[ColLSN], rec[ColUnchanged] = e.CommitTime.UTC(), e.Xid, int64(e.LSN), unchanged
+	if len(c.Keys) > 0 {
+		rec[ColBeforeKey] = nil
+		if e.Before != nil {
+			before := make(map[string]any, len(c.Keys))
+			for _, k := range c.Keys {
+				before[k.Field] = e.Before[k.Field]
+			}
+			rec[ColBeforeKey] = goavro.Union(c.beforeKeyName, before)
+		}
+	}
 	for _, col := range c.Columns {
 		rec[col.Field] = nil
 		if row != nil {
@@ -115,6 +150,27 @@ func (c *Changelog) BigQuerySchema() (bigquery.Schema, error) {
 		return nil, fmt.Errorf("reading stored BigQuery schema: %w", err)
 	}
 	return s, nil
+}
+
+// BeforeKeyBigQuery is the BigQuery field of ColBeforeKey: a nullable
+// RECORD of the key columns, or nil for a table without a key.
+func (c *Changelog) BeforeKeyBigQuery() (*bigquery.FieldSchema, error) {
+	if len(c.Keys) == 0 {
+		return nil, nil
+	}
+	parts := make([]string, len(c.Keys))
+	for i, k := range c.Keys {
+		parts[i] = string(k.BigQuery)
+	}
+	fields, err := bigquery.SchemaFromJSON([]byte("[" + strings.Join(parts, ",") + "]"))
+	if err != nil {
+		return nil, fmt.Errorf("reading stored BigQuery schema of the key: %w", err)
+	}
+	for _, f := range fields {
+		f.Required = false
+	}
+	return &bigquery.FieldSchema{Name: ColBeforeKey, Type: bigquery.RecordFieldType, Schema: fields,
+		Description: "the old row's key columns, when Postgres sent the old row (deletes, key-changing updates)"}, nil
 }
 
 // EnvelopeBigQuerySchema is the BigQuery schema of the changelog's envelope

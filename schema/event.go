@@ -214,6 +214,8 @@ type StoredColumn struct {
 	BigQuery json.RawMessage
 	// Avro is the field's Avro type (["null", T]).
 	Avro json.RawMessage
+	// Key is set for replica-identity columns.
+	Key bool
 }
 
 // Columns lists the row record's fields with the Postgres columns they hold,
@@ -244,6 +246,7 @@ func (s *EventSchema) Columns() ([]StoredColumn, error) {
 				PGType   string          `json:"pg_type"`
 				BigQuery json.RawMessage `json:"bigquery"`
 				Type     json.RawMessage `json:"type"`
+				Key      bool            `json:"pg_key"`
 			} `json:"fields"`
 		}
 		if err := json.Unmarshal(union[1], &row); err != nil {
@@ -251,7 +254,7 @@ func (s *EventSchema) Columns() ([]StoredColumn, error) {
 		}
 		out := make([]StoredColumn, len(row.Fields))
 		for i, rf := range row.Fields {
-			out[i] = StoredColumn{Field: rf.Name, PGColumn: rf.PGColumn, PGType: rf.PGType, BigQuery: rf.BigQuery, Avro: rf.Type}
+			out[i] = StoredColumn{Field: rf.Name, PGColumn: rf.PGColumn, PGType: rf.PGType, BigQuery: rf.BigQuery, Avro: rf.Type, Key: rf.Key}
 		}
 		return out, nil
 	}

@@ -143,7 +143,26 @@ func TestChangelogFlattensEvents(t *testing.T) {
 	if m[ColOp] != "d" || m[ColCommitLSN] != int64(100) || m[ColSeq] != int64(1) {
 		t.Fatalf("envelope columns: %v", m)
 	}
+	if len(cl.Keys) != 1 || cl.Keys[0].PGColumn != "id" {
+		t.Fatalf("stored key columns %+v, want [id]", cl.Keys)
+	}
 	want, _ := tbl.Columns[0].Canonical([]byte("9"))
+	bk, ok := m[ColBeforeKey].(map[string]any)
+	if !ok {
+		t.Fatalf("a delete's changelog row has no %s: %v", ColBeforeKey, m[ColBeforeKey])
+	}
+	for _, inner := range bk {
+		if got, _ := tbl.Columns[0].CanonicalAvro(inner.(map[string]any)[tbl.Columns[0].Name]); got != want {
+			t.Fatalf("before key id = %q, want %q", got, want)
+		}
+	}
+	ins := cl.Record(&Event{Op: "c", CommitLSN: 101, CommitTime: time.Unix(1, 0), After: key})
+	if _, err := cl.Codec.BinaryFromNative(nil, ins); err != nil || ins[ColBeforeKey] != nil {
+		t.Fatalf("an insert's changelog row: before key %v, encode error %v", ins[ColBeforeKey], err)
+	}
+	if f, err := cl.BeforeKeyBigQuery(); err != nil || f == nil || len(f.Schema) != 1 || f.Schema[0].Name != tbl.Columns[0].Name {
+		t.Fatalf("BeforeKeyBigQuery = %+v, %v", f, err)
+	}
 	if got, _ := tbl.Columns[0].CanonicalAvro(m[tbl.Columns[0].Name]); got != want {
 		t.Fatalf("a delete's changelog row carries key %q, want %q", got, want)
 	}

@@ -73,6 +73,9 @@ type Mapping struct {
 	// Policy says in a sentence how values are represented and what happens
 	// to those that cannot be.
 	Policy string
+	// Key is set for a table column that is part of the replica identity
+	// (the primary key, or the REPLICA IDENTITY index).
+	Key bool
 
 	repr      repr
 	unionName string     // goavro's name of the non-null branch of ["null", Avro]
@@ -329,6 +332,7 @@ func (m *Mapping) AvroField() map[string]any {
 		// the original column (custom attributes do not change the fingerprint).
 		"pg_column": m.Column,
 		"pg_type":   m.PG,
+		"pg_key":    m.Key,
 		"bigquery":  bigQueryFieldJSON(m.BigQuery),
 	}
 }

@@ -42,6 +42,7 @@ func MapTable(schema, table string, cols []Column, r TypeResolver) (*Table, erro
 			return nil, fmt.Errorf("mapping table %s.%s: columns %q and %q map to the same name %q", quoteIdent(schema), quoteIdent(table), prev, c.Name, m.Name)
 		}
 		seen[key] = c.Name
+		m.Key = c.Key
 		m.place(full + "." + m.Name)
 		t.Columns[i], t.BigQuery[i], fields[i] = m, m.BigQuery, m.AvroField()
 	}

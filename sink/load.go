@@ -372,8 +372,16 @@ func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Stateme
 			clustering = append(clustering, k)
 		}
 	}
+	envFields := schema.EnvelopeBigQuerySchema()
+	beforeKey, err := cl.BeforeKeyBigQuery()
+	if err != nil {
+		return Statements{}, &permanentError{err}
+	}
+	if beforeKey != nil {
+		envFields = append(envFields, beforeKey)
+	}
 	clMeta := &bigquery.TableMetadata{
-		Schema:           append(schema.EnvelopeBigQuerySchema(), cols...),
+		Schema:           append(envFields, cols...),
 		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: schema.ColCommitTS},
 		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", t.key, schema.ColCommitLSN, schema.ColSeq),
 	}
@@ -384,7 +392,7 @@ func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Stateme
 	if err != nil {
 		return Statements{}, err
 	}
-	envelope := map[string]bool{}
+	envelope := map[string]bool{schema.ColBeforeKey: true}
 	for _, f := range schema.EnvelopeBigQuerySchema() {
 		envelope[f.Name] = true
 	}
