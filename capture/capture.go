@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -119,7 +120,10 @@ func (c *Capturer) Stats() Stats {
 // backoff. On return every change it published has been accepted by Pub/Sub
 // and the position covering them has been confirmed to Postgres.
 func (c *Capturer) Run(ctx context.Context) error {
-	if err := c.ensureTopic(ctx); err != nil {
+	if err := c.EnsureTopic(ctx); err != nil {
+		return err
+	}
+	if err := c.waitForSubscription(ctx); err != nil {
 		return err
 	}
 	backoff := 250 * time.Millisecond
@@ -150,7 +154,9 @@ func (c *Capturer) topicName() string {
 	return "projects/" + c.cfg.Project + "/topics/" + c.cfg.Topic
 }
 
-func (c *Capturer) ensureTopic(ctx context.Context) error {
+// EnsureTopic creates the topic when absent. Without the permission to
+// create topics it takes the topic as provisioned elsewhere.
+func (c *Capturer) EnsureTopic(ctx context.Context) error {
 	_, err := c.pubsub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: c.topicName()})
 	switch status.Code(err) {
 	case codes.AlreadyExists:
@@ -165,6 +171,37 @@ func (c *Capturer) ensureTopic(ctx context.Context) error {
 		return fmt.Errorf("creating topic %s: %w", c.topicName(), err)
 	}
 	return nil
+}
+
+// waitForSubscription holds capture back while the topic has no
+// subscription: Pub/Sub drops what a topic without subscriptions receives,
+// and a change confirmed to Postgres but dropped would be lost. Without the
+// permission to list subscriptions it goes on (the topic is then provisioned
+// with its subscription, as deploy/terraform does).
+func (c *Capturer) waitForSubscription(ctx context.Context) error {
+	var lastLog time.Time
+	for {
+		it := c.pubsub.TopicAdminClient.ListTopicSubscriptions(ctx, &pubsubpb.ListTopicSubscriptionsRequest{Topic: c.topicName()})
+		_, err := it.Next()
+		switch {
+		case err == nil:
+			return nil
+		case status.Code(err) == codes.PermissionDenied:
+			c.log.Info("not allowed to list the topic's subscriptions; assuming it has one", "topic", c.topicName())
+			return nil
+		case !errors.Is(err, iterator.Done):
+			return fmt.Errorf("listing subscriptions of %s: %w", c.topicName(), err)
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			c.log.Warn("waiting for a subscription on the topic: Pub/Sub would drop what capture publishes now", "topic", c.topicName())
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // replicationConfig parses the DSN and sets the session parameters that make

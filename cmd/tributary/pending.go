@@ -18,15 +18,6 @@ func notBuilt(use, short, what string) *cobra.Command {
 	}
 }
 
-func newSinkCmd() *cobra.Command {
-	return notBuilt("sink", "Write changes from Pub/Sub to Avro on GCS and load them into BigQuery",
-		"the GCS writer and BigQuery loader have not landed")
-}
-
-func newRunCmd() *cobra.Command {
-	return notBuilt("run", "Run capture and sink in one process", "capture and sink have not landed")
-}
-
 func newBackfillCmd() *cobra.Command {
 	return notBuilt("backfill", "Re-read a table while the stream keeps running", "backfill has not landed")
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tributary-cdc/tributary/internal/localstack"
+)
+
+// Postgres to BigQuery through the binary: `tributary run` on the local
+// stack, a workload of inserts, updates and deletes on two tables (one with
+// a composite key and a quoted name), then `tributary verify` exits 0, and
+// SIGTERM stops run with status 0 and releases the slot.
+func TestIntegrationRunEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	stack, err := localstack.Start(ctx, localstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close(context.Background())
+	env := os.Environ()
+	for k, v := range stack.Env() {
+		env = append(env, k+"="+v)
+	}
+	cfg := filepath.Join(t.TempDir(), "tributary.yaml")
+	// The stack's own config, with a free port and short flush and load intervals.
+	yaml := strings.Replace(stack.ConfigYAML(), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
+	yaml += "sink:\n  flush_age: 1s\n  load_interval: 2s\nlog:\n  level: warn\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	exec1 := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec1(`CREATE TABLE customers (id bigint PRIMARY KEY, name text, since date)`)
+	exec1(`CREATE TABLE "Quote Lines" (quote int, line int, price numeric(10,2), PRIMARY KEY (quote, line))`)
+
+	run := exec.CommandContext(ctx, bin, "run", "--config", cfg)
+	run.Env = env
+	var runErr bytes.Buffer
+	run.Stderr = &runErr
+	run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	// Changes count from the slot's creation.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		var active bool
+		if db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'tributary'").Scan(&active) == nil && active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not start streaming within a minute:\n%s", runErr.String())
+		}
+	}
+	exec1(`INSERT INTO customers SELECT g, 'customer ' || g, DATE '2026-01-01' + g FROM generate_series(1, 60) g`)
+	exec1(`INSERT INTO "Quote Lines" SELECT g / 3, g % 3, g * 1.5 FROM generate_series(3, 50) g`)
+	exec1(`UPDATE customers SET name = name || ' (vip)' WHERE id % 7 = 0`)
+	exec1(`DELETE FROM customers WHERE id % 11 = 0`)
+	exec1(`UPDATE "Quote Lines" SET price = price * 2 WHERE line = 1`)
+	exec1(`DELETE FROM "Quote Lines" WHERE quote = 5`)
+
+	verify := func() (string, int) {
+		cmd := exec.CommandContext(ctx, bin, "verify", "--config", cfg)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	var out string
+	code := -1
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if out, code = verify(); code == 0 {
+			break
+		}
+	}
+	if code != 0 {
+		t.Fatalf("BigQuery did not come to equal Postgres within 3 minutes; last verify (exit %d):\n%s\nrun's log:\n%s", code, out, runErr.String())
+	}
+	t.Logf("verify:\n%s", out)
+
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run exited with %v after SIGTERM:\n%s", err, runErr.String())
+	}
+	var active bool
+	if err := db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'tributary'").Scan(&active); err != nil || active {
+		t.Fatalf("slot still active after run stopped (%v)", err)
+	}
+}
