@@ -31,10 +31,14 @@ airflow-test:
 unit:
 	$(GO) test -race -count=1 -skip '^TestIntegration' ./...
 
-# Starts the local stack, checks every service end to end with a real round
-# trip, prints what it measured, and keeps the stack up until Ctrl-C.
+# A marketplace streamed from Postgres into BigQuery on the local stack, with
+# measured counts, lag and an analyst's query; until Ctrl-C, or for
+# DURATION (e.g. make demo DURATION=60s). RATE sets transactions per second.
+DURATION ?= 0
+RATE     ?= 20
 demo: build bqemu
-	$(BIN) dev --dir $(DEMODIR) --check
+	rm -rf $(DEMODIR)
+	$(BIN) demo --dir $(DEMODIR) --duration $(DURATION) --rate $(RATE)
 
 # Benchmarks against references measured side by side in the same run
 # (capture vs pg_recvlogical, a big transaction's peak RSS, the hot path's

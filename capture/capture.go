@@ -179,7 +179,7 @@ func (c *Capturer) EnsureTopic(ctx context.Context) error {
 // permission to list subscriptions it goes on (the topic is then provisioned
 // with its subscription, as deploy/terraform does).
 func (c *Capturer) waitForSubscription(ctx context.Context) error {
-	var lastLog time.Time
+	lastLog := time.Now() // a subscriber starting alongside gets a moment first
 	for {
 		it := c.pubsub.TopicAdminClient.ListTopicSubscriptions(ctx, &pubsubpb.ListTopicSubscriptionsRequest{Topic: c.topicName()})
 		_, err := it.Next()
@@ -192,7 +192,7 @@ func (c *Capturer) waitForSubscription(ctx context.Context) error {
 		case !errors.Is(err, iterator.Done):
 			return fmt.Errorf("listing subscriptions of %s: %w", c.topicName(), err)
 		}
-		if time.Since(lastLog) > 10*time.Second {
+		if time.Since(lastLog) > 5*time.Second {
 			c.log.Warn("waiting for a subscription on the topic: Pub/Sub would drop what capture publishes now", "topic", c.topicName())
 			lastLog = time.Now()
 		}

@@ -67,7 +67,7 @@ and mirrors it into BigQuery as a changelog and a current-state table.`,
 	root.AddCommand(
 		newCaptureCmd(), newSinkCmd(), newRunCmd(),
 		newBackfillCmd(), newReplayCmd(), newVerifyCmd(),
-		newCatCmd(), newStatusCmd(), newDevCmd(),
+		newCatCmd(), newStatusCmd(), newDevCmd(), newDemoCmd(),
 	)
 	return root
 }
