@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,7 @@ func runCat(ctx context.Context, src string, withSchema bool, out io.Writer) err
 	if withSchema {
 		fmt.Fprintln(w, codec.Schema())
 	}
+	order := fieldOrder(codec.Schema())
 	n := 0
 	for ocf.Scan() {
 		rec, err := ocf.Read()
@@ -57,6 +59,7 @@ func runCat(ctx context.Context, src string, withSchema bool, out io.Writer) err
 		if err != nil {
 			return fmt.Errorf("printing record %d of %s: %w", n, src, err)
 		}
+		line = inOrder(line, order)
 		w.Write(line)
 		w.WriteByte('\n')
 		n++
@@ -99,3 +102,43 @@ type readCloser struct {
 }
 
 func (r readCloser) Close() error { return r.close() }
+
+// fieldOrder lists a record schema's top-level field names in order.
+func fieldOrder(schema string) []string {
+	var rec struct {
+		Fields []struct {
+			Name string `json:"name"`
+		} `json:"fields"`
+	}
+	if json.Unmarshal([]byte(schema), &rec) != nil {
+		return nil
+	}
+	names := make([]string, len(rec.Fields))
+	for i, f := range rec.Fields {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// inOrder rewrites a record's JSON with its top-level fields in schema
+// order (the Avro library prints them in map order); values are kept
+// byte for byte.
+func inOrder(line []byte, order []string) []byte {
+	var fields map[string]json.RawMessage
+	if len(order) == 0 || json.Unmarshal(line, &fields) != nil || len(fields) != len(order) {
+		return line
+	}
+	out := []byte{'{'}
+	for i, name := range order {
+		v, ok := fields[name]
+		if !ok {
+			return line
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		key, _ := json.Marshal(name)
+		out = append(append(append(out, key...), ':'), v...)
+	}
+	return append(out, '}')
+}
