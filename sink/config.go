@@ -53,11 +53,14 @@ type Config struct {
 	// digits per Sink, so two processes (or a restarted one) never race for
 	// a name.
 	WriterID string
-	// Keys gives the key columns (Postgres names) of tables, by
-	// "schema.table" as Postgres spells them, for current-state tables.
-	// Stored event schemas do not record the replica identity yet; a table
-	// without an entry here (and without key columns marked in its stored
-	// schema) keeps every inserted row in its current-state table.
+	// Keys overrides the key columns (Postgres names) of current-state
+	// tables, by "schema.table" as Postgres spells them. Without an entry a
+	// table is keyed by its replica identity, as marked ("pg_key") in its
+	// stored schema: the primary key or replica-identity index, or every
+	// column under REPLICA IDENTITY FULL (then rows are keyed by their whole
+	// value, and identical rows are one). Give the primary key here for a
+	// FULL table that has one. A table with neither keeps every inserted
+	// row in its current-state table.
 	Keys map[string][]string
 
 	// FlushBytes, FlushRows and FlushAge bound a table's buffer: it is

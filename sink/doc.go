@@ -21,7 +21,16 @@
 // nothing: unacked messages are redelivered (the changelog is at least
 // once; the current state is exact).
 //
+// The current-state table is keyed by the table's replica identity as its
+// stored schema marks it (Config.Keys overrides). An update that changes a
+// row's key is applied as a move: the delete of the old key (read from the
+// changelog's _tributary_before_key) and the upsert of the new one, at the
+// update's (commit LSN, seq), so a later re-insert of the old key wins.
+//
 // Each table has its own flusher and loader goroutines and retries with its
 // own backoff (Classify decides); a permanent failure is dead-lettered with
-// its reason and the table goes on.
+// its reason and the table goes on. Collectors exposes per-table metrics
+// (tributary_sink_…{table}); Health reports each table's flushes, loads,
+// backlog and errors, and fails when a table's objects have waited three
+// LoadIntervals or the receive loop has died.
 package sink

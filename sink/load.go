@@ -32,6 +32,11 @@ type manifest struct {
 	Objects     []string `json:"objects"`
 	FirstLSN    uint64   `json:"first_lsn"`
 	LastLSN     uint64   `json:"last_lsn"`
+	// Rows and LastCommitMicros (commit time of the newest change, Unix
+	// microseconds) feed the metrics; zero in manifests of markers that
+	// lack them.
+	Rows             int64 `json:"rows,omitempty"`
+	LastCommitMicros int64 `json:"last_commit_us,omitempty"`
 }
 
 // loadLoop loads the table's written objects every LoadInterval until ctx
@@ -64,6 +69,7 @@ func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
 func (t *table) loadPending(ctx context.Context) {
 	s := t.s
 	if err := t.loadOnce(ctx); err != nil && ctx.Err() == nil {
+		t.countError(err)
 		s.log.Warn("loading into BigQuery", "table", t.key, "class", Classify(err), "err", err)
 	}
 }
@@ -79,6 +85,7 @@ func (t *table) loadOnce(ctx context.Context) error {
 		for _, o := range m.Objects {
 			inManifest[o] = true
 		}
+		t.addPending(m.Objects...)
 	}
 	markers, err := s.list(ctx, s.layout.PendingDir(t.key.Schema, t.key.Table))
 	if err != nil {
@@ -94,6 +101,7 @@ func (t *table) loadOnce(ctx context.Context) error {
 		}
 		fp := a.Metadata["schema_fingerprint"]
 		groups[fp] = append(groups[fp], a)
+		t.addPending(a.Metadata["object"])
 	}
 	fps := make([]string, 0, len(groups))
 	for fp := range groups {
@@ -161,6 +169,9 @@ func (t *table) newManifest(ctx context.Context, fp string, markers []*storage.O
 			return nil, &permanentError{fmt.Errorf("marker %s lacks its LSNs", a.Name)}
 		}
 		m.FirstLSN, m.LastLSN = min(m.FirstLSN, first), max(m.LastLSN, last)
+		rows, _ := strconv.ParseInt(a.Metadata["rows"], 10, 64)
+		commit, _ := strconv.ParseInt(a.Metadata["last_commit_us"], 10, 64)
+		m.Rows, m.LastCommitMicros = m.Rows+rows, max(m.LastCommitMicros, commit)
 	}
 	m.JobID = LoadJobID(m.Objects)
 	body, err := json.MarshalIndent(m, "", "  ")
@@ -197,11 +208,15 @@ func (t *table) process(ctx context.Context, m *manifest) error {
 		if derr := s.writeObject(ctx, name, "application/json", body, nil); derr != nil && !isPreconditionFailed(derr) {
 			return errors.Join(err, derr)
 		}
-		err = nil
+		t.countError(err)
+		t.countDeadLetters(m.Rows)
+		t.donePending(m.Objects)
+		return s.deleteObject(ctx, s.layout.LoadManifest(m.Schema, m.Table, m.JobID))
 	}
 	if err != nil {
 		return err
 	}
+	t.countLoaded(m)
 	return s.deleteObject(ctx, s.layout.LoadManifest(m.Schema, m.Table, m.JobID))
 }
 
@@ -398,6 +413,11 @@ func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Stateme
 	}
 	var all bigquery.Schema
 	for _, f := range clSchema {
+		if f.Name == schema.ColBeforeKey {
+			for _, k := range f.Schema {
+				st.BeforeKey = append(st.BeforeKey, k.Name)
+			}
+		}
 		if !envelope[f.Name] {
 			all = append(all, f)
 			st.Columns = append(st.Columns, f.Name)

@@ -34,15 +34,19 @@ type Sink struct {
 	bucket *storage.BucketHandle
 	store  *schema.Store
 
-	mu         sync.Mutex
-	tables     map[tableKey]*table
-	changelogs map[uint64]*schema.Changelog
-	workers    sync.WaitGroup
-	flushers   sync.WaitGroup
-	workCtx    context.Context // flushers and loaders; cancelled by an abrupt stop
-	drain      chan struct{}   // closed to flush and load everything, then stop
-	flushed    chan struct{}   // closed once every flusher has drained
-	draining   atomic.Bool
+	mu          sync.Mutex
+	tables      map[tableKey]*table
+	changelogs  map[uint64]*schema.Changelog
+	workers     sync.WaitGroup
+	flushers    sync.WaitGroup
+	workCtx     context.Context // flushers and loaders; cancelled by an abrupt stop
+	drain       chan struct{}   // closed to flush and load everything, then stop
+	flushed     chan struct{}   // closed once every flusher has drained
+	draining    atomic.Bool
+	metrics     *metrics
+	receiving   atomic.Bool  // the receive loop runs
+	recvExited  atomic.Bool  // it returned while the sink was not stopping
+	undecodable atomic.Int64 // messages dead-lettered undecoded
 
 	stopOnce  sync.Once
 	stop      chan struct{} // closed by Close
@@ -57,7 +61,7 @@ func New(cfg Config, ps *pubsub.Client, gcs *storage.Client, bq *bigquery.Client
 	return &Sink{
 		cfg: cfg, log: cfg.Logger, layout: Layout{Prefix: cfg.Prefix, Database: cfg.Database},
 		ps: ps, bq: bq, bucket: gcs.Bucket(cfg.Bucket), store: schema.NewStore(gcs, cfg.Bucket, cfg.Prefix),
-		tables: map[tableKey]*table{}, changelogs: map[uint64]*schema.Changelog{},
+		tables: map[tableKey]*table{}, changelogs: map[uint64]*schema.Changelog{}, metrics: newMetrics(),
 		drain: make(chan struct{}), flushed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -92,7 +96,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	sub.ReceiveSettings.MaxOutstandingMessages = -1 // the byte limit is the bound
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorWaitForProcessing, Timeout: 10 * time.Second}
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- sub.Receive(recvCtx, s.receive) }()
+	s.receiving.Store(true)
+	go func() {
+		err := sub.Receive(recvCtx, s.receive)
+		s.receiving.Store(false)
+		if !s.draining.Load() {
+			s.recvExited.Store(true)
+		}
+		recvErr <- err
+	}()
 
 	var err error
 	select {
@@ -165,6 +177,7 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 		m.Nack()
 		return
 	}
+	t.countReceived()
 	if ev.Op == "u" || ev.Op == "d" {
 		t.warnKeyless(es)
 	}
@@ -187,9 +200,12 @@ func (s *Sink) deadLetterMessage(ctx context.Context, m *pubsub.Message, cause e
 	}
 	if err != nil {
 		s.log.Error("writing a dead-letter", "err", err)
+		s.metrics.errors.WithLabelValues(decodeLabel, Classify(err).String()).Inc()
 		m.Nack()
 		return
 	}
+	s.metrics.deadLetters.WithLabelValues(decodeLabel).Inc()
+	s.undecodable.Add(1)
 	m.Ack()
 }
 
@@ -299,7 +315,8 @@ func (s *Sink) keyFields(k tableKey, cl *schema.Changelog) ([]string, error) {
 }
 
 // storedKey reads key columns marked "pg_key": true on the row fields of a
-// stored event schema. Schemas written so far carry no such mark.
+// stored event schema (schemas written before capture marked them have
+// none).
 func storedKey(avsc string) []string {
 	var env struct {
 		Fields []struct {

@@ -14,6 +14,8 @@ const (
 	colRn  = "_tributary_rn"
 	colTL  = "_tributary_tl"
 	colTS  = "_tributary_ts"
+	colML  = "_tributary_ml" // position of the latest move away from a key
+	colMS  = "_tributary_ms"
 )
 
 // Statements generates the SQL that keeps a current-state table in step
@@ -28,6 +30,17 @@ const (
 // (commit LSN, seq) among all changelog rows after the latest truncate, with
 // unchanged TOASTed columns filled from the latest change that sent them.
 // Running it twice, or after a later batch, gives the same table.
+//
+// An update that changes a row's key is two changes at its (commit LSN,
+// seq): the upsert of the new key and the delete of the old one, whose key
+// the changelog row carries in schema.ColBeforeKey. The old key's staged
+// row is marked deleted when such a move is its latest change, so a later
+// re-insert of the old key still wins. A TOASTed column an update left
+// unsent takes the old row's value from ColBeforeKey when it holds the
+// column (REPLICA IDENTITY FULL), else the key's latest sent value; a
+// key-changing update that leaves a TOASTed non-key column unsent under a
+// narrower replica identity therefore stages that column as NULL (the old
+// key's history is not followed).
 type Statements struct {
 	Project, Dataset          string
 	Changelog, Current, Stage string // table IDs
@@ -35,6 +48,10 @@ type Statements struct {
 	// a key, whose current state holds every inserted row (keyed by its
 	// change identity).
 	Key []string
+	// BeforeKey lists the fields of the changelog's ColBeforeKey record
+	// (BigQuery names); empty when the changelog has none. Key-changing
+	// updates are applied as moves only when it holds every Key column.
+	BeforeKey []string
 	// Columns are the table's columns (BigQuery names), every version's.
 	Columns []string
 	// Toastable are the Columns whose values an update may leave unsent.
@@ -47,16 +64,61 @@ func (s Statements) table(id string) string {
 
 // KeyExpr is the canonical key of a changelog row (alias a): the JSON text
 // of a STRUCT of the key columns, which keeps composite keys one column, or
-// "<commit LSN>:<seq>" for a table without a key.
+// "<commit LSN>:<seq>" for a table without a key. A key column that may be
+// TOASTed and that ColBeforeKey holds is read from there when the update
+// left it unsent.
 func (s Statements) KeyExpr(alias string) string {
 	if len(s.Key) == 0 {
 		return fmt.Sprintf("CONCAT(CAST(%[1]s.%[2]s AS STRING), ':', CAST(%[1]s.%[3]s AS STRING))", alias, schema.ColCommitLSN, schema.ColSeq)
 	}
+	before, toast := set(s.BeforeKey), set(s.Toastable)
 	parts := make([]string, len(s.Key))
 	for i, k := range s.Key {
-		parts[i] = alias + "." + schema.QuoteBigQuery(k)
+		q := schema.QuoteBigQuery(k)
+		parts[i] = alias + "." + q
+		if before[k] && toast[k] {
+			parts[i] = fmt.Sprintf("IF(%s IN UNNEST(%s.%s), %s.%s.%s, %s.%s) AS %s", sqlString(k), alias, schema.ColUnchanged, alias, schema.ColBeforeKey, q, alias, q, q)
+		}
 	}
 	return "TO_JSON_STRING(STRUCT(" + strings.Join(parts, ", ") + "))"
+}
+
+// OldKeyExpr is the canonical key of the old row of a changelog row (alias
+// a), read from ColBeforeKey: the same text KeyExpr gives for the old row's
+// own columns. Empty when ColBeforeKey lacks a Key column.
+func (s Statements) OldKeyExpr(alias string) string {
+	if !s.moves() {
+		return ""
+	}
+	parts := make([]string, len(s.Key))
+	for i, k := range s.Key {
+		q := schema.QuoteBigQuery(k)
+		parts[i] = fmt.Sprintf("%s.%s.%s AS %s", alias, schema.ColBeforeKey, q, q)
+	}
+	return "TO_JSON_STRING(STRUCT(" + strings.Join(parts, ", ") + "))"
+}
+
+// moves reports whether key-changing updates can be applied as moves: the
+// table has a key and ColBeforeKey holds all of it.
+func (s Statements) moves() bool {
+	if len(s.Key) == 0 {
+		return false
+	}
+	before := set(s.BeforeKey)
+	for _, k := range s.Key {
+		if !before[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
 }
 
 // after is "(commit LSN, seq) of alias a is after (l, s)".
@@ -69,14 +131,28 @@ func after(a, l, s string) string {
 // harmless).
 func (s Statements) StageSQL(lo, hi uint64) string {
 	var b strings.Builder
-	lsn, seq, op, un := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged
+	lsn, seq, op, un, bk := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged, schema.ColBeforeKey
+	moves := s.moves()
 	fmt.Fprintf(&b, "CREATE TABLE %s AS\n", s.table(s.Stage))
 	fmt.Fprintf(&b, "WITH tr AS (SELECT l AS %s, q AS %s FROM (SELECT %s AS l, %s AS q FROM %s WHERE %s = 't' UNION ALL SELECT -1, -1) ORDER BY l DESC, q DESC LIMIT 1),\n",
 		colTL, colTS, lsn, seq, s.table(s.Changelog), op)
-	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (SELECT %s FROM %s AS n WHERE n.%s BETWEEN %d AND %d AND n.%s != 't')),\n",
-		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS),
-		s.KeyExpr("c"), s.KeyExpr("n"), s.table(s.Changelog), lsn, int64(lo), int64(hi), op)
+	// The keys the rows in [lo, hi] touch: their own, and the old key of
+	// every key-changing update among them.
+	inRange := fmt.Sprintf("FROM %s AS n WHERE n.%s BETWEEN %d AND %d AND ", s.table(s.Changelog), lsn, int64(lo), int64(hi))
+	touched := fmt.Sprintf("SELECT %s %sn.%s != 't'", s.KeyExpr("n"), inRange, op)
+	if moves {
+		fmt.Fprintf(&b, "tk AS (SELECT %s AS k %sn.%s != 't'\n  UNION ALL SELECT %s %sn.%s = 'u' AND n.%s IS NOT NULL),\n",
+			s.KeyExpr("n"), inRange, op, s.OldKeyExpr("n"), inRange, op, bk)
+		touched = "SELECT k FROM tk"
+	}
+	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (%s)),\n",
+		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), s.KeyExpr("c"), touched)
 	fmt.Fprintf(&b, "rk AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC) AS %s FROM ch)", ColKey, lsn, seq, colRn)
+	if moves {
+		// The latest move away from each touched key.
+		fmt.Fprintf(&b, ",\nmv AS (SELECT %[1]s, %[2]s, %[3]s FROM (SELECT %[4]s AS %[1]s, m.%[5]s AS %[2]s, m.%[6]s AS %[3]s,\n    ROW_NUMBER() OVER (PARTITION BY %[4]s ORDER BY m.%[5]s DESC, m.%[6]s DESC) AS %[7]s\n  FROM %[8]s AS m CROSS JOIN tr WHERE m.%[9]s = 'u' AND m.%[10]s IS NOT NULL AND %[11]s AND %[4]s != %[12]s\n  AND %[4]s IN (%[13]s)) WHERE %[7]s = 1)",
+			ColKey, colML, colMS, s.OldKeyExpr("m"), lsn, seq, colRn, s.table(s.Changelog), op, bk, after("m", "tr."+colTL, "tr."+colTS), s.KeyExpr("m"), touched)
+	}
 	if len(s.Toastable) > 0 {
 		b.WriteString(",\nsent AS (SELECT " + ColKey)
 		for _, c := range s.Toastable {
@@ -86,22 +162,32 @@ func (s Statements) StageSQL(lo, hi uint64) string {
 		}
 		b.WriteString("\n  FROM ch GROUP BY " + ColKey + ")")
 	}
-	fmt.Fprintf(&b, "\nSELECT rk.%s, rk.%s, rk.%s, rk.%s, rk.%s", ColKey, op, lsn, seq, schema.ColCommitTS)
-	toast := map[string]bool{}
-	for _, c := range s.Toastable {
-		toast[c] = true
+	fmt.Fprintf(&b, "\nSELECT rk.%s, ", ColKey)
+	if moves {
+		fmt.Fprintf(&b, "IF(mv.%[1]s IS NOT NULL AND (mv.%[2]s > rk.%[4]s OR (mv.%[2]s = rk.%[4]s AND mv.%[3]s > rk.%[5]s)), 'd', rk.%[6]s) AS %[6]s",
+			ColKey, colML, colMS, lsn, seq, op)
+	} else {
+		fmt.Fprintf(&b, "rk.%s", op)
 	}
+	fmt.Fprintf(&b, ", rk.%s, rk.%s, rk.%s", lsn, seq, schema.ColCommitTS)
+	toast, before := set(s.Toastable), set(s.BeforeKey)
 	for _, c := range s.Columns {
 		q := schema.QuoteBigQuery(c)
-		if toast[c] {
+		switch {
+		case toast[c] && before[c]:
+			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), COALESCE(rk.%s.%s, sent.%s), rk.%s) AS %s", sqlString(c), un, bk, q, q, q, q)
+		case toast[c]:
 			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), sent.%s, rk.%s) AS %s", sqlString(c), un, q, q, q)
-		} else {
+		default:
 			fmt.Fprintf(&b, ",\n  rk.%s", q)
 		}
 	}
 	b.WriteString("\nFROM rk")
 	if len(s.Toastable) > 0 {
 		fmt.Fprintf(&b, " LEFT JOIN sent ON sent.%s = rk.%s", ColKey, ColKey)
+	}
+	if moves {
+		fmt.Fprintf(&b, " LEFT JOIN mv ON mv.%s = rk.%s", ColKey, ColKey)
 	}
 	fmt.Fprintf(&b, "\nWHERE rk.%s = 1", colRn)
 	return b.String()

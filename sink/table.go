@@ -47,11 +47,21 @@ type table struct {
 	truncates map[string]bool // identities of truncates seen, to apply once
 	keyless   bool            // warned about updates of a table without a key
 
-	kick chan struct{}
+	pending      map[string]bool // objects written and not yet loaded
+	pendingSince time.Time       // when pending last became non-empty
+	errCounts    map[string]int64
+	lastErr      string
+	lastErrAt    time.Time
+
+	label string // k.String(), the metrics' table label
+	stats tableStats
+	kick  chan struct{}
 }
 
 func newTable(s *Sink, k tableKey) *table {
-	return &table{s: s, key: k, truncates: map[string]bool{}, kick: make(chan struct{}, 1)}
+	t := &table{s: s, key: k, label: k.String(), truncates: map[string]bool{}, pending: map[string]bool{}, errCounts: map[string]int64{},
+		kick: make(chan struct{}, 1)}
+	return t
 }
 
 // add buffers a decoded message, or nacks it while the table is failing and
@@ -153,6 +163,9 @@ func (t *table) flush(ctx context.Context, buf []received) {
 		err := t.s.retry(ctx, t, "writing objects", func() error { return t.writeGroup(ctx, g) })
 		if err != nil && ctx.Err() == nil {
 			err = t.s.retry(ctx, t, "writing a dead-letter", func() error { return t.deadLetterGroup(ctx, g, err) })
+			if err == nil {
+				t.countDeadLetters(int64(len(g)))
+			}
 		}
 		if err != nil {
 			return // stopping: the messages are redelivered
@@ -200,13 +213,21 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	marker := s.layout.PendingMarker(t.key.Schema, t.key.Table, name)
+	lastCommit := first.CommitTime
+	for _, e := range events {
+		if e.CommitTime.After(lastCommit) {
+			lastCommit = e.CommitTime
+		}
+	}
 	err = s.writeObject(ctx, marker, "text/plain", nil, map[string]string{
 		"object": name, "schema": t.key.Schema, "table": t.key.Table, "schema_fingerprint": g[0].es.FingerprintHex(),
 		"first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
+		"rows": strconv.Itoa(len(events)), "last_commit_us": strconv.FormatInt(lastCommit.UnixMicro(), 10),
 	})
 	if err != nil && !isPreconditionFailed(err) {
 		return fmt.Errorf("writing %s: %w", marker, err)
 	}
+	t.countWritten(name, len(events))
 	s.log.Debug("wrote object", "table", t.key, "object", name, "rows", len(events))
 	return nil
 }
@@ -271,6 +292,9 @@ func (s *Sink) retry(ctx context.Context, t *table, what string, op func() error
 		err := op()
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() == nil {
+			t.countError(err)
 		}
 		if Classify(err) != Retryable || ctx.Err() != nil {
 			return err

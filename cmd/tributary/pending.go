@@ -25,7 +25,3 @@ func newBackfillCmd() *cobra.Command {
 func newReplayCmd() *cobra.Command {
 	return notBuilt("replay", "Rebuild a table in BigQuery from the Avro objects on GCS", "replay has not landed")
 }
-
-func newStatusCmd() *cobra.Command {
-	return notBuilt("status", "Show slot lag and per-table progress", "status has not landed")
-}

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,8 +39,12 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 	}
 	cfg := filepath.Join(t.TempDir(), "tributary.yaml")
 	// The stack's own config, with a free port and short flush and load intervals.
+	// A password the server ignores (trust authentication) but which must
+	// never show in logs, /healthz or /metrics.
+	const secret = "s3cr3t-probe"
 	yaml := strings.Replace(stack.ConfigYAML(), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1)
-	yaml += "sink:\n  flush_age: 1s\n  load_interval: 2s\nlog:\n  level: warn\n"
+	yaml = strings.Replace(yaml, "postgres://postgres@", "postgres://postgres:"+secret+"@", 1)
+	yaml += "sink:\n  flush_age: 1s\n  load_interval: 2s\nlog:\n  level: info\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +111,76 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 	}
 	t.Logf("verify:\n%s", out)
 
+	// /healthz and /metrics of the running process.
+	addr := regexp.MustCompile(`"http":"([^"]+)"`).FindStringSubmatch(runErr.String())
+	if addr == nil {
+		t.Fatalf("run did not log its /healthz address:\n%s", runErr.String())
+	}
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get("http://" + addr[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s answered %d: %s", path, resp.StatusCode, body)
+		}
+		if strings.Contains(string(body), secret) {
+			t.Errorf("%s shows the database password", path)
+		}
+		for _, want := range map[string][]string{
+			"/healthz": {`"capture"`, `"sink"`, `"slot":"tributary"`},
+			"/metrics": {"tributary_capture_events_published_total", `tributary_sink_rows_loaded_total{table="public.customers"}`},
+		}[path] {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("%s lacks %s:\n%s", path, want, body)
+			}
+		}
+	}
+
+	// status, read from the outside while run runs: the slot is active, each
+	// table has objects on GCS, nothing waits to load, nothing dead-lettered,
+	// and BigQuery's row counts are Postgres'.
+	st := exec.CommandContext(ctx, bin, "status", "--config", cfg, "--json")
+	st.Env = env
+	js, err := st.Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var rep struct {
+		Slot struct {
+			Exists, Active bool
+		} `json:"slot"`
+		Tables []struct {
+			Table          string  `json:"table"`
+			Objects        int     `json:"objects"`
+			PendingObjects int     `json:"pending_objects"`
+			Rows           *uint64 `json:"rows"`
+			DeadLetters    int     `json:"dead_letters"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal(js, &rep); err != nil {
+		t.Fatalf("status --json printed %s: %v", js, err)
+	}
+	want := map[string]uint64{"public.customers": 55, "public.Quote Lines": 45}
+	if !rep.Slot.Exists || !rep.Slot.Active || len(rep.Tables) != 2 {
+		t.Fatalf("status: %s", js)
+	}
+	for _, tb := range rep.Tables {
+		if tb.Objects == 0 || tb.PendingObjects != 0 || tb.DeadLetters != 0 || tb.Rows == nil || *tb.Rows != want[tb.Table] {
+			t.Errorf("status of %s: %+v, want objects, nothing pending or dead-lettered, %d rows", tb.Table, tb, want[tb.Table])
+		}
+	}
+
 	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := run.Wait(); err != nil {
 		t.Fatalf("run exited with %v after SIGTERM:\n%s", err, runErr.String())
+	}
+	if strings.Contains(runErr.String(), secret) {
+		t.Errorf("run's log shows the database password")
 	}
 	var active bool
 	if err := db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'tributary'").Scan(&active); err != nil || active {

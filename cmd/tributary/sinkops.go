@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-cdc/tributary/sink"
 )
 
-// sinkHealth is the sink's part of /healthz: up while Run runs.
+// sinkHealth is the sink's part of /healthz.
 func sinkHealth(s *sink.Sink) map[string]healthFunc {
-	return map[string]healthFunc{
-		"sink": func(ctx context.Context) (bool, any) { return true, map[string]any{"running": true} },
-	}
+	return map[string]healthFunc{"sink": s.Health}
 }
 
 // sinkCollectors are the sink's metrics.
-func sinkCollectors(s *sink.Sink) []prometheus.Collector { return nil }
+func sinkCollectors(s *sink.Sink) []prometheus.Collector { return s.Collectors() }
