@@ -197,6 +197,14 @@ func (t *table) newManifest(ctx context.Context, fp string, markers []*storage.O
 func (t *table) process(ctx context.Context, m *manifest) error {
 	s := t.s
 	err := t.loadAndApply(ctx, m)
+	var ae *applyError
+	if errors.As(err, &ae) {
+		// The rows are in the changelog: dead-lettering them would leave
+		// the current state behind for good. The apply is idempotent, so
+		// the manifest stays and the next round applies it again.
+		t.countError(err)
+		return err
+	}
 	if err != nil && Classify(err) != Retryable && ctx.Err() == nil {
 		body, _ := json.MarshalIndent(struct {
 			*manifest
@@ -234,37 +242,43 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	if err != nil {
 		return &permanentError{err}
 	}
-	st, err := t.ensureTables(ctx, cl)
+	st, err := s.ensureTables(ctx, t.key, cl, s.liveTables(t.key))
 	if err != nil {
 		return err
 	}
-	if err := s.loadObjects(ctx, st.Changelog, m); err != nil {
+	if err := s.loadObjects(ctx, st.Dataset, st.Changelog, m.JobID, m.Objects); err != nil {
 		return err
 	}
 	if err := s.apply(ctx, st, m.FirstLSN, m.LastLSN); err != nil {
-		return err
+		return &applyError{err}
 	}
 	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects))
 	return nil
 }
 
-// loadObjects runs the AVRO load of m's objects into the changelog. Job IDs
-// are m.JobID, then m.JobID_r1, _r2… only after the previous one is known
-// to have failed (a failed load loads nothing), so the objects are never
-// loaded twice.
-func (s *Sink) loadObjects(ctx context.Context, changelog string, m *manifest) error {
-	uris := make([]string, len(m.Objects))
-	for i, o := range m.Objects {
+// applyError is a failed current-state apply after a successful load.
+type applyError struct{ err error }
+
+func (e *applyError) Error() string { return "applying to the current state: " + e.err.Error() }
+func (e *applyError) Unwrap() error { return e.err }
+
+// loadObjects runs the AVRO load of objects into table changelog of
+// dataset. Job IDs are jobID, then jobID_r1, _r2… only after the previous
+// one is known to have failed (a failed load loads nothing), so the objects
+// are never loaded twice.
+func (s *Sink) loadObjects(ctx context.Context, dataset, changelog, jobID string, objects []string) error {
+	uris := make([]string, len(objects))
+	for i, o := range objects {
 		uris[i] = "gs://" + s.cfg.Bucket + "/" + o
 	}
 	for attempt := 0; ; attempt++ {
-		id := m.JobID
+		id := jobID
 		if attempt > 0 {
 			id += "_r" + strconv.Itoa(attempt)
 		}
 		ref := bigquery.NewGCSReference(uris...)
 		ref.SourceFormat = bigquery.Avro
-		l := s.bq.Dataset(s.cfg.Dataset).Table(changelog).LoaderFrom(ref)
+		l := s.bq.Dataset(dataset).Table(changelog).LoaderFrom(ref)
 		l.UseAvroLogicalTypes = true
 		l.SchemaUpdateOptions = []string{"ALLOW_FIELD_ADDITION"}
 		l.WriteDisposition = bigquery.WriteAppend
@@ -294,7 +308,7 @@ func (s *Sink) loadObjects(ctx context.Context, changelog string, m *manifest) e
 // apply brings the current-state table up to date with the changelog rows
 // whose commit LSN lies in [lo, hi]. Every step may be repeated.
 func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
-	stage := s.bq.Dataset(s.cfg.Dataset).Table(st.Stage)
+	stage := s.bq.Dataset(st.Dataset).Table(st.Stage)
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
 	}
@@ -358,24 +372,36 @@ var clusterable = map[bigquery.FieldType]bool{
 	bigquery.BytesFieldType: true, bigquery.GeographyFieldType: true,
 }
 
-// ensureTables creates the changelog and current-state tables of cl's table
-// when absent and adds the columns cl has and they lack, then returns the
-// statements for them with every column either holds.
-func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Statements, error) {
-	s := t.s
+// tableNames names the BigQuery tables one Postgres table is kept in.
+type tableNames struct {
+	Dataset, Changelog, Current, Stage string
+}
+
+// liveTables are the tables the sink keeps table k in.
+func (s *Sink) liveTables(k tableKey) tableNames {
+	return tableNames{
+		Dataset:   s.cfg.Dataset,
+		Changelog: schema.BigQueryTableName(k.Schema, k.Table, "changelog"),
+		Current:   schema.BigQueryTableName(k.Schema, k.Table, ""),
+		Stage:     schema.BigQueryTableName(k.Schema, k.Table, "stage"),
+	}
+}
+
+// ensureTables creates the changelog and current-state tables of table k
+// (named by names) when absent and adds the columns cl has and they lack,
+// then returns the statements for them with every column either holds.
+func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelog, names tableNames) (Statements, error) {
 	cols, err := cl.BigQuerySchema()
 	if err != nil {
 		return Statements{}, &permanentError{err}
 	}
-	key, err := s.keyFields(t.key, cl)
+	key, err := s.keyFields(k, cl)
 	if err != nil {
 		return Statements{}, &permanentError{err}
 	}
 	st := Statements{
-		Project: s.bq.Project(), Dataset: s.cfg.Dataset, Key: key,
-		Changelog: schema.BigQueryTableName(t.key.Schema, t.key.Table, "changelog"),
-		Current:   schema.BigQueryTableName(t.key.Schema, t.key.Table, ""),
-		Stage:     schema.BigQueryTableName(t.key.Schema, t.key.Table, "stage"),
+		Project: s.bq.Project(), Dataset: names.Dataset, Key: key,
+		Changelog: names.Changelog, Current: names.Current, Stage: names.Stage,
 	}
 	byName := map[string]*bigquery.FieldSchema{}
 	for _, f := range cols {
@@ -398,12 +424,12 @@ func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Stateme
 	clMeta := &bigquery.TableMetadata{
 		Schema:           append(envFields, cols...),
 		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: schema.ColCommitTS},
-		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", t.key, schema.ColCommitLSN, schema.ColSeq),
+		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", k, schema.ColCommitLSN, schema.ColSeq),
 	}
 	if len(clustering) > 0 {
 		clMeta.Clustering = &bigquery.Clustering{Fields: clustering}
 	}
-	clSchema, err := s.ensureTable(ctx, st.Changelog, clMeta)
+	clSchema, err := s.ensureTable(ctx, st.Dataset, st.Changelog, clMeta)
 	if err != nil {
 		return Statements{}, err
 	}
@@ -434,18 +460,18 @@ func (t *table) ensureTables(ctx context.Context, cl *schema.Changelog) (Stateme
 			{Name: schema.ColCommitTS, Type: bigquery.TimestampFieldType, Required: true, Description: "commit time of that change"},
 		}, all...),
 		Clustering:  &bigquery.Clustering{Fields: []string{ColKey}},
-		Description: fmt.Sprintf("Current state of Postgres table %s", t.key),
+		Description: fmt.Sprintf("Current state of Postgres table %s", k),
 	}
-	if _, err := s.ensureTable(ctx, st.Current, curMeta); err != nil {
+	if _, err := s.ensureTable(ctx, st.Dataset, st.Current, curMeta); err != nil {
 		return Statements{}, err
 	}
 	return st, nil
 }
 
-// ensureTable creates table id with md, or adds md's columns it lacks; it
-// returns the table's schema.
-func (s *Sink) ensureTable(ctx context.Context, id string, md *bigquery.TableMetadata) (bigquery.Schema, error) {
-	tbl := s.bq.Dataset(s.cfg.Dataset).Table(id)
+// ensureTable creates table id of dataset with md, or adds md's columns it
+// lacks; it returns the table's schema.
+func (s *Sink) ensureTable(ctx context.Context, dataset, id string, md *bigquery.TableMetadata) (bigquery.Schema, error) {
+	tbl := s.bq.Dataset(dataset).Table(id)
 	have, err := tbl.Metadata(ctx)
 	if isNotFound(err) {
 		if err = tbl.Create(ctx, md); err == nil {

@@ -176,9 +176,10 @@ type TableHealth struct {
 
 // Health reports the sink's state (a HealthReport) and whether it is
 // healthy: its receive loop is running (or Run has not got to it yet), and
-// no table has had objects waiting for longer than three LoadIntervals
-// without a load finishing (counted from the later of its latest load and
-// the moment its backlog last became non-empty).
+// no table has had objects waiting for longer than three LoadIntervals (and
+// at least a minute: a load job and its apply can take that long on a busy
+// BigQuery) without a load finishing (counted from the later of its latest
+// load and the moment its backlog last became non-empty).
 func (s *Sink) Health(ctx context.Context) (bool, any) {
 	h := HealthReport{Healthy: true, Receiving: s.receiving.Load(), Undecodable: s.undecodable.Load()}
 	fail := func(check string) {
@@ -196,7 +197,7 @@ func (s *Sink) Health(ctx context.Context) (bool, any) {
 	}
 	s.mu.Unlock()
 	sort.Slice(tables, func(i, j int) bool { return tables[i].label < tables[j].label })
-	limit := 3 * s.cfg.LoadInterval
+	limit := max(3*s.cfg.LoadInterval, time.Minute)
 	for _, t := range tables {
 		th := t.health()
 		h.Tables = append(h.Tables, th)

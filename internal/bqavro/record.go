@@ -24,6 +24,9 @@ const (
 var (
 	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The instants the emulator's TIMESTAMP holds: nanoseconds in an int64.
+	minNanoTime = time.Unix(0, math.MinInt64).UTC()
+	maxNanoTime = time.Unix(0, math.MaxInt64).UTC()
 )
 
 // RecordJSON converts one record decoded by goavro with schema s (a
@@ -95,6 +98,9 @@ func appendValue(buf []byte, n *node, v any) ([]byte, error) {
 	case encMap:
 		return appendMap(buf, n, v)
 	case encRecord:
+		if err := refuseNestedJSON(n, v); err != nil {
+			return nil, err
+		}
 		return appendRecord(buf, n, v)
 	case encDecimal:
 		return appendDecimal(buf, n, v)
@@ -225,6 +231,8 @@ func appendFloat(buf []byte, v any) ([]byte, error) {
 	switch {
 	case math.IsNaN(f):
 		return nil, errNaN
+	case f == 0 && math.Signbit(f):
+		return nil, errNegZero
 	case math.IsInf(f, 1):
 		return append(buf, `"Infinity"`...), nil
 	case math.IsInf(f, -1):
@@ -236,6 +244,9 @@ func appendFloat(buf []byte, v any) ([]byte, error) {
 // errNaN refuses NaN: BigQuery stores it, but the emulator keeps FLOAT64 in
 // SQLite, which turns NaN into NULL, so the value would change silently.
 var errNaN = errors.New("NaN cannot be stored by the BigQuery emulator (it becomes NULL)")
+
+// errNegZero refuses -0, which the emulator stores as 0.
+var errNegZero = errors.New("-0 cannot be stored by the BigQuery emulator (it becomes 0)")
 
 func appendUTF8(buf []byte, v any) ([]byte, error) {
 	s, ok := v.(string)
@@ -265,6 +276,12 @@ func appendJSON(buf []byte, v any) ([]byte, error) {
 	if hasNumber(doc) {
 		return nil, errors.New("JSON holding numbers cannot be stored exactly by the BigQuery emulator (numbers become strings)")
 	}
+	if doc == nil {
+		return nil, errors.New("a JSON null cannot be stored by the BigQuery emulator (NDJSON loads it as SQL NULL)")
+	}
+	if hasNUL(doc) {
+		return nil, errors.New("JSON holding U+0000 cannot be stored by the BigQuery emulator (it reads back as invalid JSON)")
+	}
 	return append(buf, s...), nil
 }
 
@@ -286,6 +303,60 @@ func hasNumber(v any) bool {
 		}
 	}
 	return false
+}
+
+// hasNUL reports whether a decoded JSON value holds U+0000 in a string or key.
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		for _, e := range x {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refuseNestedJSON refuses a record inside a record that holds a JSON value:
+// the emulator returns JSON inside a RECORD parsed (arrays, objects), not as
+// JSON text, so it would read back changed.
+func refuseNestedJSON(n *node, v any) error {
+	switch n.enc {
+	case encNullable:
+		if m, ok := v.(map[string]any); ok && len(m) == 1 {
+			for _, inner := range m {
+				return refuseNestedJSON(n.items, inner)
+			}
+		}
+	case encRecord:
+		m, _ := v.(map[string]any)
+		for _, f := range n.fields {
+			if err := refuseNestedJSON(f.node, m[f.name]); err != nil {
+				return atPath(f.name, err)
+			}
+		}
+	case encArray:
+		items, _ := v.([]any)
+		for i, item := range items {
+			if err := refuseNestedJSON(n.items, item); err != nil {
+				return atPath("["+strconv.Itoa(i)+"]", err)
+			}
+		}
+	case encJSON:
+		if v != nil {
+			return errors.New("JSON inside a RECORD cannot be stored by the BigQuery emulator (it reads back parsed, not as JSON text)")
+		}
+	}
+	return nil
 }
 
 // appendDecimal writes the exact decimal with the schema's scale. A value with
@@ -338,6 +409,9 @@ func appendTemporal(buf []byte, n *node, v any) ([]byte, error) {
 	case encDate:
 		return appendTime(buf, v, dateLayout)
 	case encTimestamp:
+		if t, ok := v.(time.Time); ok && (t.Before(minNanoTime) || t.After(maxNanoTime)) {
+			return nil, fmt.Errorf("TIMESTAMP %s cannot be stored by the BigQuery emulator (it keeps nanoseconds in an int64: only 1677-09-21 to 2262-04-11 do not wrap around)", t.UTC().Format(time.RFC3339Nano))
+		}
 		return appendTime(buf, v, timestampLayout)
 	case encTime:
 		return appendTimeOfDay(buf, v)

@@ -1,0 +1,269 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tributary-cdc/tributary/capture"
+	"github.com/tributary-cdc/tributary/internal/verify"
+	"github.com/tributary-cdc/tributary/schema"
+)
+
+// While a writer inserts, updates and deletes, the table's state is copied
+// aside in Postgres at a moment t (the writer paused), and later a column is
+// added. Once the sink has caught up: the table's BigQuery tables are
+// dropped and Replay rebuilds them from GCS alone, equal to Postgres, across
+// both schema versions; a replay from t into the live tables keeps the
+// changelog rows before t and gives the same state; and replays up to t (as
+// a time and as an LSN) into other datasets equal the copy taken at t.
+func TestIntegrationReplay(t *testing.T) {
+	needStack(t)
+	p := newPipeline(t, "sink_replay", []capture.TableName{{Schema: "public", Name: "replayed"}},
+		`CREATE TABLE replayed (id int PRIMARY KEY, status text, amount int)`)
+	ctx := context.Background()
+	writerDB, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writerDB.Close(ctx)
+
+	// The writer runs one transaction per step while holding mu, so that
+	// holding mu pauses it between commits.
+	var (
+		mu       sync.Mutex
+		step     int
+		withNote bool
+		wg       sync.WaitGroup
+	)
+	wctx, stopWriter := context.WithCancel(ctx)
+	defer stopWriter()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			mu.Lock()
+			step++
+			i := step
+			stmts := []string{`INSERT INTO replayed (id, status, amount) VALUES ($1, 'new', $1)`}
+			if i%3 == 0 {
+				stmts = append(stmts, `UPDATE replayed SET status = 'paid', amount = amount * 10 WHERE id = $1 / 2`)
+			}
+			if i%5 == 0 {
+				stmts = append(stmts, `UPDATE replayed SET id = id + 100000 WHERE id = $1 - 3`) // a key change
+			}
+			if i%7 == 0 {
+				stmts = append(stmts, `DELETE FROM replayed WHERE id = $1 - 5`)
+			}
+			if withNote && i%2 == 0 {
+				stmts = append(stmts, `UPDATE replayed SET note = 'note ' || $1::text WHERE id = $1 - 1`)
+			}
+			tx, err := writerDB.Begin(ctx)
+			for _, q := range stmts {
+				if err == nil {
+					_, err = tx.Exec(ctx, q, i)
+				}
+			}
+			if err == nil {
+				err = tx.Commit(ctx)
+			}
+			mu.Unlock()
+			if err != nil {
+				t.Errorf("writer step %d: %v", i, err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	waitSteps := func(n int) {
+		t.Helper()
+		mu.Lock()
+		target := step + n
+		mu.Unlock()
+		p.waitUntil(fmt.Sprintf("the writer reaches step %d", target), 30*time.Second, func() (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return step >= target, nil
+		})
+	}
+
+	p.startSink()
+	defer func() {
+		if p.sink != nil {
+			p.stopSink(false)
+		}
+	}()
+	waitSteps(60)
+	// t: the writer paused between commits; every commit so far is at or
+	// before t and before lsnAtT, every later one after both.
+	var atT time.Time
+	var lsnText string
+	mu.Lock()
+	err = p.db.QueryRow(ctx, `SELECT clock_timestamp(), pg_current_wal_lsn()::text`).Scan(&atT, &lsnText)
+	if err == nil {
+		_, err = p.db.Exec(ctx, `CREATE TABLE replayed_at_t (LIKE replayed INCLUDING ALL); INSERT INTO replayed_at_t SELECT * FROM replayed`)
+	}
+	time.Sleep(10 * time.Millisecond)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsnAtT, err := pglogrepl.ParseLSN(lsnText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSteps(40)
+	mu.Lock()
+	p.exec(`ALTER TABLE replayed ADD COLUMN note text`)
+	withNote = true
+	mu.Unlock()
+	waitSteps(60)
+	stopWriter()
+	wg.Wait()
+
+	res := p.waitVerified("replayed", stack.Dataset, 90*time.Second)
+	t.Logf("the sink caught up: %d rows equal", res.PostgresRows)
+	_, records, err := p.gcsIdentities("public", "replayed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changelog := "`" + stack.Dataset + "." + schema.BigQueryTableName("public", "replayed", "changelog") + "`"
+
+	// The tables dropped, rebuilt from GCS alone, across both versions.
+	for _, suffix := range []string{"changelog", ""} {
+		if err := p.bq.Dataset(stack.Dataset).Table(schema.BigQueryTableName("public", "replayed", suffix)).Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := ReplayOptions{Schema: "public", Table: "replayed"}
+	full, err := Replay(ctx, p.cfg, p.gcs, p.bq, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replay: %+v", full)
+	p.mustVerify("replayed", stack.Dataset)
+	if full.SchemaVersions < 2 || full.RowsRead != int64(records) || full.ChangelogRows != int64(records) {
+		t.Errorf("replay result %+v; want 2 schema versions or more and %d rows (the records on GCS)", full, records)
+	}
+	if n := p.countRows(changelog); n != int64(records) {
+		t.Errorf("the rebuilt changelog holds %d rows, GCS %d records", n, records)
+	}
+	if n := p.countRows(changelog + " WHERE note IS NOT NULL"); n == 0 {
+		t.Error("no change of the second schema version carries its added column")
+	}
+	p.noAsideTables(stack.Dataset)
+
+	// A repair from t into the live tables: rows before t kept, the rest
+	// reloaded; the same state, the same changelog.
+	opts.From = Bound{LSN: uint64(lsnAtT)}
+	repair, err := Replay(ctx, p.cfg, p.gcs, p.bq, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replay --from %s: %+v", lsnAtT, repair)
+	p.mustVerify("replayed", stack.Dataset)
+	if repair.RowsKept == 0 || repair.ChangelogRows != int64(records) || p.countRows(changelog) != int64(records) {
+		t.Errorf("replay --from: %+v; want rows kept and %d changelog rows", repair, records)
+	}
+
+	// Point in time, by time and by LSN, into other datasets: equal to the
+	// copy taken at t.
+	for _, to := range []Bound{{Time: atT}, {LSN: uint64(lsnAtT)}} {
+		into := "replay_pit_" + strconv.Itoa(int(time.Now().UnixNano()%1e6))
+		pit, err := Replay(ctx, p.cfg, p.gcs, p.bq, ReplayOptions{Schema: "public", Table: "replayed", To: to, Into: into})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replay --to %s --into %s: %+v", to, into, pit)
+		if pit.ChangelogRows >= int64(records) || pit.ChangelogRows == 0 {
+			t.Errorf("replay --to %s: %d changelog rows of %d", to, pit.ChangelogRows, records)
+		}
+		// Compare the copy in Postgres with the replayed state, under the
+		// copy's name.
+		copied := schema.QuoteBigQuery(stack.Project + "." + into + "." + schema.BigQueryTableName("public", "replayed_at_t", ""))
+		replayed := schema.QuoteBigQuery(stack.Project + "." + into + "." + schema.BigQueryTableName("public", "replayed", ""))
+		p.sinkExec("CREATE TABLE " + copied + " AS SELECT * FROM " + replayed)
+		p.mustVerify("replayed_at_t", into)
+		p.noAsideTables(into)
+	}
+}
+
+// verifyTable compares a Postgres table of schema public with its
+// current-state table in dataset.
+func (p *pipeline) verifyTable(table, dataset string) (*verify.Result, error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	for k, v := range schema.SessionSettings {
+		if _, err := conn.Exec(ctx, `SELECT set_config($1, $2, false)`, k, v); err != nil {
+			return nil, err
+		}
+	}
+	return verify.Table(ctx, verify.Source{Postgres: conn, Resolver: schema.Builtin, BigQuery: p.bq, Dataset: dataset}, "public", table)
+}
+
+// waitVerified waits until the table is equal in both systems.
+func (p *pipeline) waitVerified(table, dataset string, timeout time.Duration) *verify.Result {
+	p.t.Helper()
+	var res *verify.Result
+	p.waitUntil(table+" in "+dataset+" equals Postgres", timeout, func() (bool, error) {
+		var err error
+		if res, err = p.verifyTable(table, dataset); err != nil {
+			return false, err
+		}
+		return res.Equal(), fmt.Errorf("%d rows in Postgres, %d in BigQuery, discrepancies %v", res.PostgresRows, res.BigQueryRows, res.Discrepancies)
+	})
+	return res
+}
+
+// mustVerify checks at once that the table is equal in both systems.
+func (p *pipeline) mustVerify(table, dataset string) {
+	p.t.Helper()
+	res, err := p.verifyTable(table, dataset)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if !res.Equal() {
+		p.t.Errorf("%s in %s differs from Postgres: %d rows there, %d in BigQuery; %v", table, dataset, res.PostgresRows, res.BigQueryRows, res.Discrepancies)
+		return
+	}
+	p.t.Logf("%s in %s: %d rows equal to Postgres", table, dataset, res.PostgresRows)
+}
+
+func (p *pipeline) countRows(from string) int64 {
+	p.t.Helper()
+	rows, err := p.bqRows("SELECT COUNT(*) FROM " + from)
+	if err != nil || len(rows) != 1 {
+		p.t.Fatalf("counting %s: %v %v", from, rows, err)
+	}
+	n, _ := strconv.ParseInt(rows[0], 10, 64)
+	return n
+}
+
+func (p *pipeline) sinkExec(sql string) {
+	p.t.Helper()
+	s := &Sink{bq: p.bq}
+	if err := s.exec(context.Background(), sql); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// noAsideTables checks that a replay left no table of its own behind.
+func (p *pipeline) noAsideTables(dataset string) {
+	p.t.Helper()
+	for _, suffix := range []string{"changelog_replay", "replay", "replay_stage"} {
+		id := schema.BigQueryTableName("public", "replayed", suffix)
+		if _, err := p.bq.Dataset(dataset).Table(id).Metadata(context.Background()); !isNotFound(err) {
+			p.t.Errorf("%s.%s is still there (%v)", dataset, id, err)
+		}
+	}
+}
