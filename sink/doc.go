@@ -33,4 +33,9 @@
 // (tributary_sink_…{table}); Health reports each table's flushes, loads,
 // backlog and errors, and fails when a table's objects have waited three
 // LoadIntervals or the receive loop has died.
+//
+// Replay rebuilds one table's changelog and current state from its data
+// objects alone (a commit LSN or time range, into the live dataset or
+// another), aside, then swapped in with one transaction; it reads no
+// bookkeeping and writes none.
 package sink

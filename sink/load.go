@@ -391,43 +391,13 @@ func (s *Sink) liveTables(k tableKey) tableNames {
 // (named by names) when absent and adds the columns cl has and they lack,
 // then returns the statements for them with every column either holds.
 func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelog, names tableNames) (Statements, error) {
-	cols, err := cl.BigQuerySchema()
+	clMeta, key, err := s.changelogMetadata(k, cl)
 	if err != nil {
-		return Statements{}, &permanentError{err}
-	}
-	key, err := s.keyFields(k, cl)
-	if err != nil {
-		return Statements{}, &permanentError{err}
+		return Statements{}, err
 	}
 	st := Statements{
 		Project: s.bq.Project(), Dataset: names.Dataset, Key: key,
 		Changelog: names.Changelog, Current: names.Current, Stage: names.Stage,
-	}
-	byName := map[string]*bigquery.FieldSchema{}
-	for _, f := range cols {
-		byName[f.Name] = f
-	}
-	var clustering []string
-	for _, k := range key {
-		if f := byName[k]; f != nil && clusterable[f.Type] && !f.Repeated && len(clustering) < 4 {
-			clustering = append(clustering, k)
-		}
-	}
-	envFields := schema.EnvelopeBigQuerySchema()
-	beforeKey, err := cl.BeforeKeyBigQuery()
-	if err != nil {
-		return Statements{}, &permanentError{err}
-	}
-	if beforeKey != nil {
-		envFields = append(envFields, beforeKey)
-	}
-	clMeta := &bigquery.TableMetadata{
-		Schema:           append(envFields, cols...),
-		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: schema.ColCommitTS},
-		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", k, schema.ColCommitLSN, schema.ColSeq),
-	}
-	if len(clustering) > 0 {
-		clMeta.Clustering = &bigquery.Clustering{Fields: clustering}
 	}
 	clSchema, err := s.ensureTable(ctx, st.Dataset, st.Changelog, clMeta)
 	if err != nil {
@@ -466,6 +436,46 @@ func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelo
 		return Statements{}, err
 	}
 	return st, nil
+}
+
+// changelogMetadata is the changelog table of cl's version of table k, and
+// the table's key columns.
+func (s *Sink) changelogMetadata(k tableKey, cl *schema.Changelog) (*bigquery.TableMetadata, []string, error) {
+	cols, err := cl.BigQuerySchema()
+	if err != nil {
+		return nil, nil, &permanentError{err}
+	}
+	key, err := s.keyFields(k, cl)
+	if err != nil {
+		return nil, nil, &permanentError{err}
+	}
+	byName := map[string]*bigquery.FieldSchema{}
+	for _, f := range cols {
+		byName[f.Name] = f
+	}
+	var clustering []string
+	for _, c := range key {
+		if f := byName[c]; f != nil && clusterable[f.Type] && !f.Repeated && len(clustering) < 4 {
+			clustering = append(clustering, c)
+		}
+	}
+	envFields := schema.EnvelopeBigQuerySchema()
+	beforeKey, err := cl.BeforeKeyBigQuery()
+	if err != nil {
+		return nil, nil, &permanentError{err}
+	}
+	if beforeKey != nil {
+		envFields = append(envFields, beforeKey)
+	}
+	clMeta := &bigquery.TableMetadata{
+		Schema:           append(envFields, cols...),
+		TimePartitioning: &bigquery.TimePartitioning{Type: bigquery.DayPartitioningType, Field: schema.ColCommitTS},
+		Description:      fmt.Sprintf("Every change of Postgres table %s, one row per change (at least once: deduplicate by %s, %s)", k, schema.ColCommitLSN, schema.ColSeq),
+	}
+	if len(clustering) > 0 {
+		clMeta.Clustering = &bigquery.Clustering{Fields: clustering}
+	}
+	return clMeta, key, nil
 }
 
 // ensureTable creates table id of dataset with md, or adds md's columns it

@@ -29,9 +29,10 @@ import (
 // The rebuild happens aside, in <table>__changelog_replay and
 // <table>__replay of the target dataset:
 //
-//  1. the aside tables start with the target tables' schemas (when they
-//     exist) and gain every column of every schema version the selected
-//     objects were written with, in the order the versions appeared;
+//  1. the aside changelog is created with the target changelog's columns
+//     (when it exists) and every column of every schema version the
+//     selected objects were written with, added in the order the versions
+//     appeared (a column a later version dropped stays, null from then on);
 //  2. every selected object is loaded whole (a load job cannot filter
 //     rows), one job per schema version and 1,000 objects; then the rows
 //     outside [From, To] are deleted, exactly, by commit LSN or commit time;
@@ -363,14 +364,20 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 	if err := r.dropAside(ctx); err != nil {
 		return nil, err
 	}
-	liveChangelog, err := r.seed(ctx, r.live.Changelog, r.aside.Changelog)
-	if err != nil {
-		return nil, err
+	// The aside changelog is created once with every column: the target's
+	// (when it exists), then those each version adds, in the order the
+	// versions appeared; the current-state table follows from it.
+	live, err := r.s.bq.Dataset(r.live.Dataset).Table(r.live.Changelog).Metadata(ctx)
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("reading table %s: %w", r.live.Changelog, err)
 	}
-	if _, err := r.seed(ctx, r.live.Current, r.aside.Current); err != nil {
-		return nil, err
+	var liveChangelog bigquery.Schema
+	var union *bigquery.TableMetadata
+	if live != nil {
+		liveChangelog = live.Schema
+		union = &bigquery.TableMetadata{Schema: live.Schema, TimePartitioning: live.TimePartitioning, Clustering: live.Clustering, Description: live.Description}
 	}
-	var st Statements
+	var newest *schema.Changelog
 	for _, fp := range order {
 		v, err := strconv.ParseUint(fp, 16, 64)
 		if err != nil {
@@ -380,13 +387,24 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		cl, err := s.changelog(es)
+		if newest, err = s.changelog(es); err != nil {
+			return nil, err
+		}
+		md, _, err := s.changelogMetadata(r.key, newest)
 		if err != nil {
 			return nil, err
 		}
-		if st, err = s.ensureTables(ctx, r.key, cl, r.aside); err != nil {
-			return nil, err
+		if union == nil {
+			union = md
 		}
+		union.Schema = mergeSchema(union.Schema, md.Schema)
+	}
+	if err := s.bq.Dataset(r.aside.Dataset).Table(r.aside.Changelog).Create(ctx, union); err != nil {
+		return nil, fmt.Errorf("creating table %s: %w", r.aside.Changelog, err)
+	}
+	st, err := s.ensureTables(ctx, r.key, newest, r.aside)
+	if err != nil {
+		return nil, err
 	}
 	for _, fp := range order {
 		for g := groups[fp]; len(g) > 0; {
@@ -485,22 +503,23 @@ func (r *replay) dropAside(ctx context.Context) error {
 	return nil
 }
 
-// seed creates aside with target's schema, partitioning and clustering when
-// target exists, and returns target's schema (nil when it does not exist).
-func (r *replay) seed(ctx context.Context, target, aside string) (bigquery.Schema, error) {
-	ds := r.s.bq.Dataset(r.live.Dataset)
-	md, err := ds.Table(target).Metadata(ctx)
-	if isNotFound(err) {
-		return nil, nil
+// mergeSchema appends to have the fields of add it lacks (by name, without
+// regard to case, as BigQuery compares them), nullable.
+func mergeSchema(have, add bigquery.Schema) bigquery.Schema {
+	present := map[string]bool{}
+	for _, f := range have {
+		present[strings.ToLower(f.Name)] = true
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading table %s: %w", target, err)
+	out := append(bigquery.Schema(nil), have...)
+	for _, f := range add {
+		if !present[strings.ToLower(f.Name)] {
+			g := *f
+			g.Required = false
+			out = append(out, &g)
+			present[strings.ToLower(f.Name)] = true
+		}
 	}
-	if err := ds.Table(aside).Create(ctx, &bigquery.TableMetadata{Schema: md.Schema, TimePartitioning: md.TimePartitioning,
-		Clustering: md.Clustering, Description: md.Description}); err != nil {
-		return nil, fmt.Errorf("creating table %s: %w", aside, err)
-	}
-	return md.Schema, nil
+	return out
 }
 
 // swap gives each target table the aside table's columns (creating it when

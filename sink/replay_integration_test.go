@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tributary-cdc/tributary/capture"
 	"github.com/tributary-cdc/tributary/internal/verify"
@@ -18,11 +19,12 @@ import (
 
 // While a writer inserts, updates and deletes, the table's state is copied
 // aside in Postgres at a moment t (the writer paused), and later a column is
-// added. Once the sink has caught up: the table's BigQuery tables are
-// dropped and Replay rebuilds them from GCS alone, equal to Postgres, across
-// both schema versions; a replay from t into the live tables keeps the
-// changelog rows before t and gives the same state; and replays up to t (as
-// a time and as an LSN) into other datasets equal the copy taken at t.
+// added. Once the sink has caught up (it keeps running throughout): the
+// table's BigQuery tables are dropped and Replay rebuilds them from GCS
+// alone, equal to Postgres, across both schema versions; a replay from t
+// into the live tables keeps the changelog rows before t and gives the same
+// state; and replays up to t (as a time and as an LSN) into other datasets
+// equal the copy taken at t.
 func TestIntegrationReplay(t *testing.T) {
 	needStack(t)
 	p := newPipeline(t, "sink_replay", []capture.TableName{{Schema: "public", Name: "replayed"}},
@@ -40,6 +42,7 @@ func TestIntegrationReplay(t *testing.T) {
 		mu       sync.Mutex
 		step     int
 		withNote bool
+		changes  int64
 		wg       sync.WaitGroup
 	)
 	wctx, stopWriter := context.WithCancel(ctx)
@@ -64,14 +67,20 @@ func TestIntegrationReplay(t *testing.T) {
 			if withNote && i%2 == 0 {
 				stmts = append(stmts, `UPDATE replayed SET note = 'note ' || $1::text WHERE id = $1 - 1`)
 			}
+			var n int64
 			tx, err := writerDB.Begin(ctx)
 			for _, q := range stmts {
 				if err == nil {
-					_, err = tx.Exec(ctx, q, i)
+					var tag pgconn.CommandTag
+					tag, err = tx.Exec(ctx, q, i)
+					n += tag.RowsAffected()
 				}
 			}
 			if err == nil {
 				err = tx.Commit(ctx)
+			}
+			if err == nil {
+				changes += n
 			}
 			mu.Unlock()
 			if err != nil {
@@ -127,12 +136,15 @@ func TestIntegrationReplay(t *testing.T) {
 	stopWriter()
 	wg.Wait()
 
-	res := p.waitVerified("replayed", stack.Dataset, 90*time.Second)
-	t.Logf("the sink caught up: %d rows equal", res.PostgresRows)
-	_, records, err := p.gcsIdentities("public", "replayed")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The sink caught up; it keeps running through every replay.
+	var records int
+	p.waitUntil("GCS holds every change", 2*time.Minute, func() (bool, error) {
+		ids, n, err := p.gcsIdentities("public", "replayed")
+		records = n
+		return err == nil && int64(len(ids)) == changes, fmt.Errorf("%d of %d changes on GCS (%v)", len(ids), changes, err)
+	})
+	res := p.waitVerified("replayed", stack.Dataset, 3*time.Minute)
+	t.Logf("the sink caught up: %d rows equal; GCS: %d records of %d changes", res.PostgresRows, records, changes)
 	changelog := "`" + stack.Dataset + "." + schema.BigQueryTableName("public", "replayed", "changelog") + "`"
 
 	// The tables dropped, rebuilt from GCS alone, across both versions.
@@ -158,6 +170,9 @@ func TestIntegrationReplay(t *testing.T) {
 		t.Error("no change of the second schema version carries its added column")
 	}
 	p.noAsideTables(stack.Dataset)
+	if ok, h := p.sink.Health(ctx); !ok {
+		t.Errorf("the sink is unhealthy after the replay: %+v", h)
+	}
 
 	// A repair from t into the live tables: rows before t kept, the rest
 	// reloaded; the same state, the same changelog.

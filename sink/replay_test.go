@@ -1,9 +1,12 @@
 package sink
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/bigquery"
 )
 
 func TestParseBound(t *testing.T) {
@@ -190,5 +193,21 @@ func TestReplayJobID(t *testing.T) {
 	}
 	if a != replayJobID("run1", objs) {
 		t.Error("replayJobID is not deterministic")
+	}
+}
+
+func TestMergeSchema(t *testing.T) {
+	have := bigquery.Schema{{Name: "a", Type: bigquery.IntegerFieldType, Required: true}, {Name: "B", Type: bigquery.StringFieldType}}
+	add := bigquery.Schema{{Name: "b", Type: bigquery.StringFieldType}, {Name: "c", Type: bigquery.DateFieldType, Required: true}, {Name: "a", Type: bigquery.IntegerFieldType}}
+	got := mergeSchema(have, add)
+	var desc []string
+	for _, f := range got {
+		desc = append(desc, fmt.Sprintf("%s:%s:%v", f.Name, f.Type, f.Required))
+	}
+	if want := "a:INTEGER:true B:STRING:false c:DATE:false"; strings.Join(desc, " ") != want {
+		t.Errorf("mergeSchema = %s, want %s", strings.Join(desc, " "), want)
+	}
+	if !add[1].Required {
+		t.Error("mergeSchema changed its argument")
 	}
 }

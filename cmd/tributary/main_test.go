@@ -48,15 +48,15 @@ func TestHelpListsEveryCommand(t *testing.T) {
 // A subcommand whose work has not landed says so and exits non-zero.
 func TestPendingCommandFailsHonestly(t *testing.T) {
 	root := newRootCmd()
-	root.SetArgs([]string{"replay"})
+	root.SetArgs([]string{"backfill"})
 	root.SetOut(io.Discard)
 	err := root.Execute()
 	var ee *exitError
 	if err == nil || !strings.Contains(err.Error(), "not built yet") {
-		t.Fatalf("replay returned %v, want a not-built error", err)
+		t.Fatalf("backfill returned %v, want a not-built error", err)
 	}
 	if !errors.As(err, &ee) || ee.code == 0 {
-		t.Fatalf("replay's error carries no non-zero exit code: %v", err)
+		t.Fatalf("backfill's error carries no non-zero exit code: %v", err)
 	}
 }
 

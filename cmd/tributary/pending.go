@@ -21,7 +21,3 @@ func notBuilt(use, short, what string) *cobra.Command {
 func newBackfillCmd() *cobra.Command {
 	return notBuilt("backfill", "Re-read a table while the stream keeps running", "backfill has not landed")
 }
-
-func newReplayCmd() *cobra.Command {
-	return notBuilt("replay", "Rebuild a table in BigQuery from the Avro objects on GCS", "replay has not landed")
-}

@@ -37,8 +37,13 @@ type Proxy struct {
 	gcs     *storage.Client
 	scratch string
 
-	// insertMu makes the duplicate check and the insert of a job one step.
+	// insertMu makes the duplicate check and the insert of a job one step,
+	// and keeps jobs out while a table's schema changes.
 	insertMu sync.Mutex
+	// tableMu is held exclusively while a table's schema changes and shared
+	// by every other request forwarded outside a job insert, so none sees
+	// the table half rebuilt.
+	tableMu sync.RWMutex
 
 	// stateMu guards failed and loads, both keyed by project and job ID.
 	stateMu sync.Mutex
@@ -87,22 +92,27 @@ func New(target *url.URL, gcs *storage.Client, scratchBucket string) (*Proxy, er
 	return p, nil
 }
 
-// ServeHTTP handles job inserts and reads of jobs the proxy failed itself, and
-// forwards every other request to the emulator.
+// ServeHTTP handles job inserts, reads of jobs the proxy failed itself and
+// table patches, and forwards every other request to the emulator.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := jobsPath.FindStringSubmatch(r.URL.Path)
 	switch {
 	case m != nil && m[3] == "" && r.Method == http.MethodPost:
 		p.insertJob(w, r, m[1], m[2])
+		return
 	case m != nil && m[3] != "" && r.Method == http.MethodGet:
 		if body, ok := p.failedJob(m[2], m[3]); ok {
 			writeJSON(w, http.StatusOK, body)
 			return
 		}
-		p.forward.ServeHTTP(w, r)
-	default:
-		p.forward.ServeHTTP(w, r)
 	}
+	if m := tablePath.FindStringSubmatch(r.URL.Path); m != nil && (r.Method == http.MethodPatch || r.Method == http.MethodPut) {
+		p.patchTable(w, r, tableRef{prefix: m[1], project: m[2], dataset: m[3], table: m[4]})
+		return
+	}
+	p.tableMu.RLock()
+	defer p.tableMu.RUnlock()
+	p.forward.ServeHTTP(w, r)
 }
 
 // failedJob returns the job resource of an AVRO load the proxy failed itself.
