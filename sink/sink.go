@@ -106,6 +106,29 @@ func (s *Sink) Run(ctx context.Context) error {
 		recvErr <- err
 	}()
 
+	// Objects written by other processes (a backfill, a replay of a repair)
+	// leave pending markers for tables this sink may not be receiving: look
+	// for them every LoadInterval, not only at start.
+	go func() {
+		tick := time.NewTicker(s.cfg.LoadInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-recvCtx.Done():
+				return
+			case <-s.drain:
+				return
+			case <-tick.C:
+				if s.draining.Load() {
+					return
+				}
+				if err := s.resume(recvCtx); err != nil && recvCtx.Err() == nil {
+					s.log.Warn("looking for pending objects", "err", err)
+				}
+			}
+		}
+	}()
+
 	var err error
 	select {
 	case <-ctx.Done():

@@ -1,5 +1,6 @@
 import os
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -15,3 +16,12 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(scope="session")
+def tributary_bin(tmp_path_factory):
+    """The binary under test, built from this checkout."""
+    out = tmp_path_factory.mktemp("bin") / "tributary"
+    repo = DAGS.parent.parent
+    subprocess.run(["go", "build", "-o", str(out), "./cmd/tributary"], cwd=repo, check=True)
+    return str(out)

@@ -47,13 +47,6 @@ def test_reconcile_dag_shape(dagbag):
     assert set(dag.params.keys()) == {"config", "table"}
 
 
-@pytest.fixture(scope="session")
-def tributary_bin(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bin") / "tributary"
-    subprocess.run(["go", "build", "-o", str(out), "./cmd/tributary"], cwd=REPO, check=True)
-    return str(out)
-
-
 def test_cli_errors_are_retryable(tributary_bin, tmp_path, monkeypatch):
     import tributary_cli
     from airflow.sdk.exceptions import AirflowException, AirflowFailException

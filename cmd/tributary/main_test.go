@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,21 +40,6 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		if !strings.Contains(out.String(), "\n  "+name+" ") {
 			t.Errorf("--help does not list %q:\n%s", name, out.String())
 		}
-	}
-}
-
-// A subcommand whose work has not landed says so and exits non-zero.
-func TestPendingCommandFailsHonestly(t *testing.T) {
-	root := newRootCmd()
-	root.SetArgs([]string{"backfill"})
-	root.SetOut(io.Discard)
-	err := root.Execute()
-	var ee *exitError
-	if err == nil || !strings.Contains(err.Error(), "not built yet") {
-		t.Fatalf("backfill returned %v, want a not-built error", err)
-	}
-	if !errors.As(err, &ee) || ee.code == 0 {
-		t.Fatalf("backfill's error carries no non-zero exit code: %v", err)
 	}
 }
 

@@ -393,4 +393,3 @@ func short(b []byte) string {
 	return string(b)
 }
 
-type verifyResult = verify.Result

@@ -1,0 +1,306 @@
+package backfill
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/sink"
+)
+
+// ChunkMessagePrefix is the prefix of the logical message each chunk emits
+// to place its watermark in the WAL. Consumers of logical messages ignore
+// it.
+const ChunkMessagePrefix = "tributary.chunk"
+
+// chunk is what one read produced.
+type chunk struct {
+	watermark uint64
+	events    []*schema.Event
+	ver       *version
+	rows      int64    // rows read (dead-lettered ones included)
+	lastKey   []string // paging key of the last row read (keyset only)
+	exhausted bool     // the range has nothing after this chunk
+	nextBlock uint32   // ctid only
+}
+
+// work reads range i chunk by chunk until it is exhausted.
+func (r *run) work(ctx context.Context, i int) error {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		r.mu.Lock()
+		rs := *r.st.Ranges[i] // a copy: only this worker changes it
+		r.mu.Unlock()
+		if rs.Done {
+			return nil
+		}
+		c, err := r.readChunk(ctx, conn, i, &rs)
+		if err != nil {
+			return err
+		}
+		var obj string
+		var meta map[string]string
+		if len(c.events) > 0 {
+			if obj, meta, err = r.writeObject(ctx, i, rs.Chunks, c); err != nil {
+				return err
+			}
+		}
+		if err := r.record(ctx, i, c, obj); err != nil {
+			return err
+		}
+		if obj != "" {
+			if err := r.writeMarker(ctx, obj, meta); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readChunk reads the next chunk of range rs: watermark first, then the
+// snapshot, then the rows (see the package doc).
+func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeState) (*chunk, error) {
+	payload, _ := json.Marshal(map[string]any{"run": r.opts.RunID, "table": r.opts.Schema + "." + r.opts.Table, "range": i, "chunk": rs.Chunks})
+	var mText string
+	if err := conn.QueryRow(ctx, "SELECT pg_logical_emit_message(false, $1, $2::text)::text", ChunkMessagePrefix, string(payload)).Scan(&mText); err != nil {
+		return nil, fmt.Errorf("emitting the watermark of a chunk of %s: %w", r.table, err)
+	}
+	m, err := pglogrepl.ParseLSN(mText)
+	if err != nil {
+		return nil, fmt.Errorf("reading the watermark of a chunk of %s: %w", r.table, err)
+	}
+	c := &chunk{watermark: uint64(m) - 1}
+
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("starting a chunk of %s: %w", r.table, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The first statement takes the snapshot: the table's shape as of it.
+	sh, _, err := describe(ctx, tx, r.opts.Schema, r.opts.Table)
+	if err != nil {
+		return nil, err
+	}
+	if c.ver, err = r.version(ctx, sh); err != nil {
+		return nil, err
+	}
+	var xmax int64
+	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").Scan(&xmax); err != nil {
+		return nil, fmt.Errorf("reading the snapshot of a chunk of %s: %w", r.table, err)
+	}
+
+	var q string
+	var args []any
+	var keyIdx []int
+	if len(r.st.Paging) > 0 {
+		names, types, idx, err := pagingOf(sh, r.st.Paging)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.table, err)
+		}
+		keyIdx = idx
+		q, args = keyChunkSQL(r.table, sh.Columns, names, types, rs.After, rs.Lower, rs.Upper, r.opts.Where, r.opts.ChunkRows)
+	} else {
+		to := min(rs.ToBlock, rs.NextBlock+rs.BlocksPerChunk)
+		q = ctidChunkSQL(r.table, sh.Columns, rs.NextBlock, to, r.opts.Where)
+		c.nextBlock, c.exhausted = to, to >= rs.ToBlock
+	}
+	rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
+	}
+	defer rows.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	values := make([][]byte, len(sh.Columns))
+	for rows.Next() {
+		raw := rows.RawValues()
+		copy(values, raw)
+		seq := c.rows
+		c.rows++
+		if keyIdx != nil {
+			c.lastKey = make([]string, len(keyIdx))
+			for k, j := range keyIdx {
+				c.lastKey[k] = string(raw[j])
+			}
+		}
+		rec, err := c.ver.table.Record(values)
+		var dl *schema.DeadLetterError
+		if errors.As(err, &dl) {
+			if err := r.deadLetter(ctx, c.watermark, seq, sh, raw, dl); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.events = append(c.events, &schema.Event{
+			Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Seq: seq, Xid: xmax, CommitTime: now,
+			Schema: r.opts.Schema, Table: r.opts.Table, After: rec,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
+	}
+	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) {
+		c.exhausted = true
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("ending a chunk of %s: %w", r.table, err)
+	}
+	return c, nil
+}
+
+// pagingOf finds the paging columns in a shape.
+func pagingOf(sh *shape, paging []string) (names, types []string, idx []int, err error) {
+	for _, p := range paging {
+		found := false
+		for j, c := range sh.Columns {
+			if c.Name == p {
+				names, types, idx = append(names, p), append(types, c.TypeSQL), append(idx, j)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, nil, nil, fmt.Errorf("the paging key column %q is gone", p)
+		}
+	}
+	return names, types, idx, nil
+}
+
+// writer names the writer of a chunk's object.
+func (r *run) writer(rangeNo int, chunkNo int64) string {
+	return fmt.Sprintf("backfill-%s-%d-%d", r.opts.RunID, rangeNo, chunkNo)
+}
+
+// writeObject writes a chunk's events as one OCF object of the flat
+// changelog record, never replacing an object, with the sink's metadata.
+func (r *run) writeObject(ctx context.Context, rangeNo int, chunkNo int64, c *chunk) (string, map[string]string, error) {
+	var data bytes.Buffer
+	if err := sink.EncodeOCF(&data, c.ver.cl, c.events, r.opts.Compression); err != nil {
+		return "", nil, fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+	}
+	lsn := fmt.Sprintf("%016x", c.watermark)
+	meta := map[string]string{
+		"rows": strconv.Itoa(len(c.events)), "first_lsn": lsn, "last_lsn": lsn,
+		"schema_fingerprint": c.ver.es.FingerprintHex(), "backfill_run": r.opts.RunID,
+	}
+	name := r.layout.DataObject(r.opts.Schema, r.opts.Table, c.events[0].CommitTime, c.watermark, c.watermark, r.writer(rangeNo, chunkNo))
+	if err := r.put(ctx, name, "avro/binary", data.Bytes(), meta); err != nil {
+		return "", nil, err
+	}
+	return name, meta, nil
+}
+
+// writeMarker writes the sink's pending marker of object obj.
+func (r *run) writeMarker(ctx context.Context, obj string, meta map[string]string) error {
+	marker := r.layout.PendingMarker(r.opts.Schema, r.opts.Table, obj)
+	err := r.put(ctx, marker, "text/plain", nil, map[string]string{
+		"object": obj, "schema": r.opts.Schema, "table": r.opts.Table, "schema_fingerprint": meta["schema_fingerprint"],
+		"first_lsn": meta["first_lsn"], "last_lsn": meta["last_lsn"],
+	})
+	if isPreconditionFailed(err) {
+		return nil
+	}
+	return err
+}
+
+// put writes an object that must not exist yet.
+func (r *run) put(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
+	w := r.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	// A buffer the object's size (the default is 16 MiB per object), kept
+	// so that a failed upload is retried.
+	const quantum = 256 << 10
+	w.ChunkSize = max(quantum, (len(data)+quantum-1)/quantum*quantum)
+	w.ContentType = contentType
+	w.Metadata = meta
+	_, err := w.Write(data)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !isPreconditionFailed(err) {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return err
+}
+
+// record advances range i past chunk c and saves the progress.
+func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.st.Ranges[i]
+	prev := *rs
+	rs.Chunks++
+	rs.Rows += int64(len(c.events))
+	if c.lastKey != nil {
+		rs.After = c.lastKey
+	}
+	if len(r.st.Paging) == 0 {
+		rs.NextBlock = c.nextBlock
+	}
+	rs.Done = c.exhausted
+	if obj != "" {
+		rs.Objects++
+		rs.LastObject = obj
+	}
+	if err := r.progress.save(ctx, r.st); err != nil {
+		*rs = prev
+		return err
+	}
+	r.chunks++
+	r.rows += int64(len(c.events))
+	r.dead += c.rows - int64(len(c.events))
+	if obj != "" {
+		r.objects++
+		r.written = append(r.written, obj)
+	}
+	r.log.Debug("backfilled a chunk", "table", r.table, "range", i, "rows", len(c.events), "watermark", pglogrepl.LSN(c.watermark), "object", obj)
+	r.report(false)
+	return nil
+}
+
+// deadLetter keeps a row the type mapping cannot represent, as capture
+// does: <prefix>/_deadletter/<GCSSegment>/<watermark>-<seq>.json with the
+// row as Postgres printed it and the reason.
+func (r *run) deadLetter(ctx context.Context, watermark uint64, seq int64, sh *shape, raw [][]byte, dl *schema.DeadLetterError) error {
+	row := map[string]any{}
+	key := map[string]string{}
+	for j, c := range sh.Columns {
+		var v any
+		if raw[j] != nil {
+			v = string(raw[j])
+		}
+		row[c.Name] = v
+		if c.Key && raw[j] != nil {
+			key[c.Name] = string(raw[j])
+		}
+	}
+	body, err := json.MarshalIndent(map[string]any{
+		"table": r.table, "op": "r", "commit_lsn": pglogrepl.LSN(watermark).String(), "seq": seq, "key": key,
+		"column": dl.Column, "value": dl.Value, "reason": dl.Reason, "after": row, "backfill_run": r.opts.RunID,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("_deadletter/%s/%016x-%08d.json", schema.GCSSegment(r.opts.Schema, r.opts.Table), watermark, seq)
+	if r.opts.Prefix != "" {
+		name = r.opts.Prefix + "/" + name
+	}
+	if err := r.put(ctx, name, "application/json", body, nil); err != nil && !isPreconditionFailed(err) {
+		return err
+	}
+	r.log.Warn("dead-lettered a row", "table", r.table, "object", name, "reason", dl.Reason)
+	return nil
+}
