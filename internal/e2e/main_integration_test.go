@@ -392,4 +392,3 @@ func short(b []byte) string {
 	}
 	return string(b)
 }
-
