@@ -20,29 +20,14 @@ import (
 	"github.com/tributary-cdc/tributary/capture"
 	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/internal/localstack"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
 var stack *localstack.Stack
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	stack, err = localstack.Start(ctx, localstack.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the local stack: %v\n", err)
-		os.Exit(1)
-	}
-	if err := stack.Setenv(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := stack.Close(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping the local stack: %v\n", err)
-	}
-	os.Exit(code)
+	stacktest.Main(m, func(s *localstack.Stack) { stack = s })
 }
 
 type received struct {

@@ -1,5 +1,7 @@
 package schema
 
+import "github.com/jackc/pgx/v5"
+
 // SessionSettings are the run-time parameters the replication connection must
 // set (as startup parameters) so that pgoutput prints every value in the one
 // text form this package reads exactly. Postgres' own logical replication
@@ -21,4 +23,17 @@ var SessionSettings = map[string]string{
 	"TimeZone":           "UTC",
 	"bytea_output":       "hex",
 	"lc_monetary":        "C",
+}
+
+// ConnConfig parses dsn and sets SessionSettings on it: the connection
+// reads values in the same text form pgoutput sends capture.
+func ConnConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range SessionSettings {
+		cfg.RuntimeParams[k] = v
+	}
+	return cfg, nil
 }

@@ -234,12 +234,9 @@ func waitEqual(ctx context.Context, bq *bigquery.Client, stack *localstack.Stack
 }
 
 func verifyConn(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := schema.ConnConfig(dsn)
 	if err != nil {
 		return nil, err
-	}
-	for k, v := range schema.SessionSettings {
-		cfg.RuntimeParams[k] = v
 	}
 	return pgx.ConnectConfig(ctx, cfg)
 }

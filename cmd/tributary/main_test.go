@@ -56,7 +56,7 @@ func TestIntegrationDevCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	started := time.Now()
 	if err := cmd.Start(); err != nil {

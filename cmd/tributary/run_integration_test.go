@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 
 	run := exec.CommandContext(ctx, bin, "run", "--config", cfg)
 	run.Env = env
-	var runErr bytes.Buffer
+	var runErr lockedBuffer // the process writes it while the test reads it
 	run.Stderr = &runErr
 	run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := run.Start(); err != nil {
@@ -186,4 +187,23 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 	if err := db.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = 'tributary'").Scan(&active); err != nil || active {
 		t.Fatalf("slot still active after run stopped (%v)", err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from a process's output
+// copier while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -53,12 +53,9 @@ caught up (capture's /healthz lag, the sink's last load).`,
 }
 
 func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool, out io.Writer) (bool, error) {
-	pcfg, err := pgx.ParseConfig(cfg.Postgres.URL.Reveal())
+	pcfg, err := schema.ConnConfig(cfg.Postgres.URL.Reveal())
 	if err != nil {
 		return false, fmt.Errorf("parsing postgres.url failed: check the connection string's syntax")
-	}
-	for k, v := range schema.SessionSettings {
-		pcfg.RuntimeParams[k] = v
 	}
 	conn, err := pgx.ConnectConfig(ctx, pcfg)
 	if err != nil {

@@ -164,12 +164,9 @@ func (o Options) withDefaults() Options {
 // connConfig parses dsn and sets schema.SessionSettings, so values print in
 // the text form capture reads.
 func connConfig(dsn string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := schema.ConnConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the Postgres URL: %w", err)
-	}
-	for k, v := range schema.SessionSettings {
-		cfg.RuntimeParams[k] = v
 	}
 	cfg.RuntimeParams["application_name"] = "tributary backfill"
 	return cfg, nil

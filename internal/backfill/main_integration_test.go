@@ -2,8 +2,6 @@ package backfill_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	"github.com/tributary-cdc/tributary/internal/backfill"
 	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/internal/localstack"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
@@ -34,38 +33,7 @@ import (
 var stack *localstack.Stack
 
 func TestMain(m *testing.M) {
-	if !integrationWanted() {
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	stack, err = localstack.Start(ctx, localstack.Options{})
-	cancel()
-	if err == nil {
-		err = stack.Setenv()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the local stack: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := stack.Close(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping the local stack: %v\n", err)
-	}
-	os.Exit(code)
-}
-
-// integrationWanted reports whether this run may include TestIntegration…
-// tests: not with -short, nor when -skip names them.
-func integrationWanted() bool {
-	flag.Parse()
-	if testing.Short() {
-		return false
-	}
-	if f := flag.Lookup("test.skip"); f != nil && strings.Contains(f.Value.String(), "TestIntegration") {
-		return false
-	}
-	return true
+	stacktest.Main(m, func(s *localstack.Stack) { stack = s })
 }
 
 func needStack(tb testing.TB) {
@@ -160,12 +128,9 @@ func newPipe(t testing.TB, name string, tables []capture.TableName, ddl ...strin
 }
 
 func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := schema.ConnConfig(dsn)
 	if err != nil {
 		return nil, err
-	}
-	for k, v := range schema.SessionSettings {
-		cfg.RuntimeParams[k] = v
 	}
 	return pgx.ConnectConfig(ctx, cfg)
 }

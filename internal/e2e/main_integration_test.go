@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"github.com/tributary-cdc/tributary/capture"
 	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/internal/localstack"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
@@ -36,39 +36,7 @@ import (
 var stack *localstack.Stack
 
 func TestMain(m *testing.M) {
-	if !integrationWanted() {
-		os.Exit(m.Run())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	stack, err = localstack.Start(ctx, localstack.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the local stack: %v\n", err)
-		os.Exit(1)
-	}
-	if err := stack.Setenv(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := stack.Close(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping the local stack: %v\n", err)
-	}
-	os.Exit(code)
-}
-
-// integrationWanted reports whether this run may include TestIntegration…
-// tests: not with -short, nor when -skip names them.
-func integrationWanted() bool {
-	flag.Parse()
-	if testing.Short() {
-		return false
-	}
-	if f := flag.Lookup("test.skip"); f != nil && strings.Contains(f.Value.String(), "TestIntegration") {
-		return false
-	}
-	return true
+	stacktest.Main(m, func(s *localstack.Stack) { stack = s })
 }
 
 // pipeline is capture and sink running against the shared stack with their

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"cloud.google.com/go/bigquery"
 	"github.com/jackc/pgx/v5"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/internal/localstack"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
@@ -25,30 +25,14 @@ import (
 var stack *localstack.Stack
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	var err error
-	stack, err = localstack.Start(ctx, localstack.Options{})
-	cancel()
-	if err == nil {
-		err = stack.Setenv()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the local stack: %v\n", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = stack.Close(context.Background())
-	os.Exit(code)
+	stacktest.Main(m, func(s *localstack.Stack) { stack = s })
 }
 
 func connect(t *testing.T) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(stack.Postgres.DSN(stack.Database))
+	cfg, err := schema.ConnConfig(stack.Postgres.DSN(stack.Database))
 	if err != nil {
 		t.Fatal(err)
-	}
-	for k, v := range schema.SessionSettings {
-		cfg.RuntimeParams[k] = v
 	}
 	conn, err := pgx.ConnectConfig(context.Background(), cfg)
 	if err != nil {
