@@ -62,7 +62,9 @@ func runCapture(ctx context.Context, cfg *config.Config) error {
 	ccfg := captureConfig(cfg)
 	ccfg.Logger = log
 	c := capture.New(ccfg, ps, gcs)
+	snap := newSnapshotter(cfg, gcs, log)
 	addr, err := serveOps(ctx, log, cfg.HTTP.Listen, map[string]healthFunc{
+		"snapshot": snap.health,
 		"capture": func(ctx context.Context) (bool, any) {
 			h := c.Health(ctx, capture.HealthThresholds{MaxLagBytes: int64(cfg.HTTP.MaxLagBytes), MaxLag: time.Duration(cfg.HTTP.MaxLag)})
 			return h.Healthy, h
@@ -72,6 +74,9 @@ func runCapture(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("listening on %s for /healthz and /metrics: %w", cfg.HTTP.Listen, err)
 	}
 	log.Info("capture starting", "slot", ccfg.Slot, "topic", ccfg.Topic, "http", addr)
+	snapCtx, stopSnap := context.WithCancel(ctx)
+	defer stopSnap()
+	go snap.run(snapCtx)
 	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}

@@ -64,7 +64,9 @@ func runBoth(ctx context.Context, cfg *config.Config) error {
 	defer bq.Close()
 	c := capture.New(ccfg, ps, gcs)
 	s := sink.New(scfg, ps, gcs, bq)
+	snap := newSnapshotter(cfg, gcs, log)
 	health := sinkHealth(s)
+	health["snapshot"] = snap.health
 	health["capture"] = func(ctx context.Context) (bool, any) {
 		h := c.Health(ctx, capture.HealthThresholds{MaxLagBytes: int64(cfg.HTTP.MaxLagBytes), MaxLag: time.Duration(cfg.HTTP.MaxLag)})
 		return h.Healthy, h
@@ -90,6 +92,7 @@ func runBoth(ctx context.Context, cfg *config.Config) error {
 	go func() { sinkDone <- s.Run(ctx) }()
 	captureDone := make(chan error, 1)
 	go func() { captureDone <- c.Run(ctx) }()
+	go snap.run(ctx)
 
 	var capErr, sinkErr error
 	select {

@@ -22,9 +22,10 @@ import (
 )
 
 // Postgres to BigQuery through the binary: `tributary run` on the local
-// stack, a workload of inserts, updates and deletes on two tables (one with
-// a composite key and a quoted name), then `tributary verify` exits 0, and
-// SIGTERM stops run with status 0 and releases the slot.
+// stack — rows from before it (the initial snapshot's) and a workload of
+// inserts, updates and deletes on two tables (one with a composite key and a
+// quoted name) — then `tributary verify` exits 0, and SIGTERM stops run with
+// status 0 and releases the slot.
 func TestIntegrationRunEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -62,6 +63,8 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 	}
 	exec1(`CREATE TABLE customers (id bigint PRIMARY KEY, name text, since date)`)
 	exec1(`CREATE TABLE "Quote Lines" (quote int, line int, price numeric(10,2), PRIMARY KEY (quote, line))`)
+	// Rows from before the pipeline: only the initial snapshot brings them.
+	exec1(`INSERT INTO customers SELECT g, 'early ' || g, DATE '2025-01-01' + g FROM generate_series(1001, 1020) g`)
 
 	run := exec.CommandContext(ctx, bin, "run", "--config", cfg)
 	run.Env = env
@@ -131,7 +134,7 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 			t.Errorf("%s shows the database password", path)
 		}
 		for _, want := range map[string][]string{
-			"/healthz": {`"capture"`, `"sink"`, `"slot":"tributary"`},
+			"/healthz": {`"capture"`, `"sink"`, `"slot":"tributary"`, `"snapshot":{"public.\"Quote Lines\"":"done","public.customers":"done"}`},
 			"/metrics": {"tributary_capture_events_published_total", `tributary_sink_rows_loaded_total{table="public.customers"}`},
 		}[path] {
 			if !strings.Contains(string(body), want) {
@@ -164,7 +167,8 @@ func TestIntegrationRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(js, &rep); err != nil {
 		t.Fatalf("status --json printed %s: %v", js, err)
 	}
-	want := map[string]uint64{"public.customers": 55, "public.Quote Lines": 45}
+	// customers: 60 inserted, 5 deleted; 20 from before, 2 of them deleted.
+	want := map[string]uint64{"public.customers": 73, "public.Quote Lines": 45}
 	if !rep.Slot.Exists || !rep.Slot.Active || len(rep.Tables) != 2 {
 		t.Fatalf("status: %s", js)
 	}

@@ -167,32 +167,48 @@ resource "google_pubsub_topic_iam_member" "capture_publishes" {
 }
 
 # capture writes each table's Avro schema before the first message that uses
-# it (<prefix>/_schemas/), rows it cannot represent (<prefix>/_deadletter/) and
-# the record of the slot it created (<prefix>/_state/),
-# always with ifGenerationMatch=0: create, never replace. The condition keeps
-# it out of the data files.
+# it (<prefix>/_schemas/), rows it cannot represent (<prefix>/_deadletter/),
+# the record of the slot it created (<prefix>/_state/) and, for the initial
+# snapshot, chunk objects beside the sink's (<prefix>/<database>/…) with their
+# pending markers (<prefix>/_sink/pending/) — always with ifGenerationMatch=0:
+# create, never replace. Only under the prefix.
 resource "google_storage_bucket_iam_member" "capture_creates_objects" {
   bucket = google_storage_bucket.tributary.name
   role   = "roles/storage.objectCreator"
   member = google_service_account.capture.member
 
   condition {
-    title       = "schemas-and-dead-letters"
-    description = "Only ${local.object_prefix}_schemas/, _deadletter/ and _state/"
-    expression  = "resource.name.startsWith(\"${local.objects}_schemas/\") || resource.name.startsWith(\"${local.objects}_deadletter/\") || resource.name.startsWith(\"${local.objects}_state/\")"
+    title       = "under-the-prefix"
+    description = "Only objects under ${local.object_prefix}"
+    expression  = "resource.name.startsWith(\"${local.objects}\")"
   }
 }
 
-# Reading back what it wrote (an existing schema object) in the same two places.
+# Reading back what it wrote (an existing schema object, the slot record).
 resource "google_storage_bucket_iam_member" "capture_reads_objects" {
   bucket = google_storage_bucket.tributary.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.capture.member
 
   condition {
-    title       = "schemas-and-dead-letters"
-    description = "Only ${local.object_prefix}_schemas/, _deadletter/ and _state/"
-    expression  = "resource.name.startsWith(\"${local.objects}_schemas/\") || resource.name.startsWith(\"${local.objects}_deadletter/\") || resource.name.startsWith(\"${local.objects}_state/\")"
+    title       = "under-the-prefix"
+    description = "Only objects under ${local.object_prefix}"
+    expression  = "resource.name.startsWith(\"${local.objects}\")"
+  }
+}
+
+# The initial snapshot records its progress per table in
+# <prefix>/_backfill/ and replaces that record after each chunk (with a
+# generation precondition): replacing needs delete, there only.
+resource "google_storage_bucket_iam_member" "capture_keeps_snapshot_progress" {
+  bucket = google_storage_bucket.tributary.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.capture.member
+
+  condition {
+    title       = "snapshot-progress"
+    description = "Only ${local.object_prefix}_backfill/"
+    expression  = "resource.name.startsWith(\"${local.objects}_backfill/\")"
   }
 }
 
@@ -220,11 +236,26 @@ resource "google_storage_bucket_iam_member" "sink_creates_objects" {
 }
 
 # The sink reads schemas to decode messages, and BigQuery load jobs read the
-# files with the sink's credentials. No delete: the history stays.
+# files with the sink's credentials. No delete of data: the history stays.
 resource "google_storage_bucket_iam_member" "sink_reads_objects" {
   bucket = google_storage_bucket.tributary.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.sink.member
+}
+
+# The sink's load bookkeeping (<prefix>/_sink/: a marker per object waiting
+# for a load, a manifest per load in progress) is deleted once done: delete
+# there only.
+resource "google_storage_bucket_iam_member" "sink_keeps_load_bookkeeping" {
+  bucket = google_storage_bucket.tributary.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.sink.member
+
+  condition {
+    title       = "load-bookkeeping"
+    description = "Only ${local.object_prefix}_sink/"
+    expression  = "resource.name.startsWith(\"${local.objects}_sink/\")"
+  }
 }
 
 # The sink creates and writes the changelog and current-state tables, in this

@@ -46,6 +46,11 @@ type Postgres struct {
 	// StandbyTimeout is the longest time between standby status updates to the server.
 	// Default 10s.
 	StandbyTimeout Duration `yaml:"standby_timeout"`
+	// InitialSnapshot makes capture (and run) read every published table once
+	// into BigQuery, as a backfill named "initial-<slot>": the first start reads
+	// them all, a restart resumes, a table added later is read when it first
+	// appears. Default true.
+	InitialSnapshot bool `yaml:"initial_snapshot"`
 }
 
 // PubSub names the Pub/Sub resources between capture and sink and bounds the memory they use.
@@ -156,9 +161,10 @@ func (l Log) SlogLevel() slog.Level {
 func Default() Config {
 	return Config{
 		Postgres: Postgres{
-			Slot:           "tributary",
-			Publication:    "tributary",
-			StandbyTimeout: Duration(10 * time.Second),
+			Slot:            "tributary",
+			Publication:     "tributary",
+			StandbyTimeout:  Duration(10 * time.Second),
+			InitialSnapshot: true,
 		},
 		PubSub: PubSub{
 			Topic:               "tributary-changes",
