@@ -49,16 +49,12 @@ func captureConfig(cfg *config.Config) capture.Config {
 
 func runCapture(ctx context.Context, cfg *config.Config) error {
 	log := loggerFor(cfg)
-	ps, err := gcp.PubSub(ctx, cfg.Project)
+	clients, err := gcp.Open(ctx, cfg.Project)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	gcs, err := gcp.Storage(ctx)
-	if err != nil {
-		return err
-	}
-	defer gcs.Close()
+	defer clients.Close()
+	ps, gcs := clients.PubSub, clients.Storage
 	ccfg := captureConfig(cfg)
 	ccfg.Logger = log
 	c := capture.New(ccfg, ps, gcs)

@@ -89,16 +89,12 @@ func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions,
 		Project: cfg.Project, Bucket: cfg.GCS.Bucket, Prefix: cfg.GCS.Prefix, Database: db,
 		Dataset: cfg.BigQuery.Dataset, Logger: loggerFor(cfg),
 	}
-	gcs, err := gcp.Storage(ctx)
+	clients, err := gcp.Open(ctx, cfg.Project)
 	if err != nil {
 		return err
 	}
-	defer gcs.Close()
-	bq, err := gcp.BigQuery(ctx, cfg.Project)
-	if err != nil {
-		return err
-	}
-	defer bq.Close()
+	defer clients.Close()
+	gcs, bq := clients.Storage, clients.BigQuery
 	res, err := sink.Replay(ctx, scfg, gcs, bq, opts)
 	if err != nil {
 		return err

@@ -47,21 +47,12 @@ func runBoth(ctx context.Context, cfg *config.Config) error {
 	scfg.Logger = log.With("component", "sink")
 	ccfg := captureConfig(cfg)
 	ccfg.Logger = log.With("component", "capture")
-	ps, err := gcp.PubSub(ctx, cfg.Project)
+	clients, err := gcp.Open(ctx, cfg.Project)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	gcs, err := gcp.Storage(ctx)
-	if err != nil {
-		return err
-	}
-	defer gcs.Close()
-	bq, err := gcp.BigQuery(ctx, cfg.Project)
-	if err != nil {
-		return err
-	}
-	defer bq.Close()
+	defer clients.Close()
+	ps, gcs, bq := clients.PubSub, clients.Storage, clients.BigQuery
 	c := capture.New(ccfg, ps, gcs)
 	s := sink.New(scfg, ps, gcs, bq)
 	snap := newSnapshotter(cfg, gcs, log)

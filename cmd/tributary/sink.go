@@ -85,22 +85,12 @@ func runSink(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	scfg.Logger = log
-	ps, err := gcp.PubSub(ctx, cfg.Project)
+	clients, err := gcp.Open(ctx, cfg.Project)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	gcs, err := gcp.Storage(ctx)
-	if err != nil {
-		return err
-	}
-	defer gcs.Close()
-	bq, err := gcp.BigQuery(ctx, cfg.Project)
-	if err != nil {
-		return err
-	}
-	defer bq.Close()
-	s := sink.New(scfg, ps, gcs, bq)
+	defer clients.Close()
+	s := sink.New(scfg, clients.PubSub, clients.Storage, clients.BigQuery)
 	addr, err := serveOps(ctx, log, cfg.HTTP.Listen, sinkHealth(s), sinkCollectors(s)...)
 	if err != nil {
 		return fmt.Errorf("listening on %s for /healthz and /metrics: %w", cfg.HTTP.Listen, err)

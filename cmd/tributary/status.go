@@ -44,16 +44,12 @@ func runStatus(ctx context.Context, cfg *config.Config, asJSON bool, out io.Writ
 		return fmt.Errorf("connecting to postgres: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	gcs, err := gcp.Storage(ctx)
+	clients, err := gcp.Open(ctx, cfg.Project)
 	if err != nil {
 		return err
 	}
-	defer gcs.Close()
-	bq, err := gcp.BigQuery(ctx, cfg.Project)
-	if err != nil {
-		return err
-	}
-	defer bq.Close()
+	defer clients.Close()
+	gcs, bq := clients.Storage, clients.BigQuery
 	db, err := databaseName(cfg)
 	if err != nil {
 		return err

@@ -61,3 +61,39 @@ func PubSub(ctx context.Context, project string, opts ...option.ClientOption) (*
 	}
 	return c, nil
 }
+
+// Clients are the three long-lived clients a command uses.
+type Clients struct {
+	PubSub   *pubsub.Client
+	Storage  *storage.Client
+	BigQuery *bigquery.Client
+}
+
+// Open creates the three clients for project; on error none is left open.
+func Open(ctx context.Context, project string) (*Clients, error) {
+	c := &Clients{}
+	var err error
+	if c.PubSub, err = PubSub(ctx, project); err == nil {
+		if c.Storage, err = Storage(ctx); err == nil {
+			c.BigQuery, err = BigQuery(ctx, project)
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes every client that was opened.
+func (c *Clients) Close() {
+	if c.PubSub != nil {
+		_ = c.PubSub.Close()
+	}
+	if c.Storage != nil {
+		_ = c.Storage.Close()
+	}
+	if c.BigQuery != nil {
+		_ = c.BigQuery.Close()
+	}
+}
