@@ -1,16 +1,22 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tributary-cdc/tributary/capture"
 	"github.com/tributary-cdc/tributary/internal/verify"
@@ -281,4 +287,245 @@ func (p *pipeline) noAsideTables(dataset string) {
 			p.t.Errorf("%s.%s is still there (%v)", dataset, id, err)
 		}
 	}
+}
+
+// While capture and the sink run, a table with a composite key gets
+// inserts, updates (one changing the key) and deletes; a second ordered
+// subscription on capture's topic keeps the original events. Once GCS holds
+// every change, and a copy of one object as a redelivery would leave it,
+// ReplayToTopic publishes the table to a new topic whose ordered
+// subscription exists beforehand: every change arrives exactly once, each
+// row's changes in commit order on one ordering key, with the original's
+// attributes and, byte for byte, the original's data.
+func TestIntegrationReplayToTopic(t *testing.T) {
+	needStack(t)
+	const name = "sink_replay_topic"
+	p := newPipeline(t, name, []capture.TableName{{Schema: "public", Name: "Pair Keys"}},
+		`CREATE TABLE "Pair Keys" (a int, b text, v int, note text, PRIMARY KEY (a, b))`)
+	ctx := context.Background()
+	original := p.orderedSubscription(name, name+"_original")
+	originals := p.collect(original)
+
+	p.startSink()
+	defer p.stopSink(false)
+	var changes int64
+	for i := 1; i <= 40; i++ {
+		tx, err := p.db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(0)
+		for _, q := range []string{
+			`INSERT INTO "Pair Keys" (a, b, v) VALUES ($1, 'k' || ($1 % 3)::text, $1)`,
+			`UPDATE "Pair Keys" SET v = v + 1, note = 'n' || $1::text WHERE a = $1 / 2`,
+			`UPDATE "Pair Keys" SET b = b || 'x' WHERE a = $1 - 4 AND $1 % 5 = 0`, // a key change
+			`DELETE FROM "Pair Keys" WHERE a = $1 - 7 AND $1 % 4 = 0`,
+		} {
+			tag, err := tx.Exec(ctx, q, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += tag.RowsAffected()
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		changes += n
+	}
+	p.waitUntil("GCS holds every change", 2*time.Minute, func() (bool, error) {
+		ids, _, err := p.gcsIdentities("public", "Pair Keys")
+		return err == nil && int64(len(ids)) == changes, fmt.Errorf("%d of %d changes on GCS (%v)", len(ids), changes, err)
+	})
+	p.waitUntil("the original events arrived", time.Minute, func() (bool, error) {
+		return int64(originals.distinct()) == changes, fmt.Errorf("%d of %d", originals.distinct(), changes)
+	})
+
+	// A copy of one object under another writer's name, as a redelivery
+	// to another sink instance would leave: its records are duplicates.
+	dir := Layout{Prefix: p.cfg.Prefix, Database: p.cfg.Database}.TableDir("public", "Pair Keys") + "/"
+	objs, err := (&Sink{bucket: p.gcs.Bucket(p.cfg.Bucket)}).list(ctx, dir)
+	if err != nil || len(objs) < 2 {
+		t.Fatalf("listing %s: %d objects, %v", dir, len(objs), err)
+	}
+	src := objs[len(objs)/2]
+	dup := strings.TrimSuffix(src.Name, ".avro")
+	dup = dup[:strings.LastIndex(dup, "-")] + "-redelivered.avro"
+	bkt := p.gcs.Bucket(p.cfg.Bucket)
+	if _, err := bkt.Object(dup).CopierFrom(bkt.Object(src.Name)).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dupRows, _ := strconv.ParseInt(src.Metadata["rows"], 10, 64)
+
+	topic := name + "_out"
+	replayed := p.collect(p.orderedSubscription(topic, topic))
+	res, err := ReplayToTopic(ctx, p.cfg, p.ps, p.gcs, TopicReplayOptions{Schema: "public", Table: "Pair Keys", Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replay --to-topic: %+v", res)
+	if res.Events != changes || res.Messages != changes || res.Duplicates != dupRows || res.Objects != len(objs)+1 {
+		t.Errorf("replay result %+v; want %d objects, %d events and messages, %d duplicates", res, len(objs)+1, changes, dupRows)
+	}
+	p.waitUntil("the replayed events arrived", time.Minute, func() (bool, error) {
+		return int64(replayed.distinct()) == changes, fmt.Errorf("%d of %d", replayed.distinct(), changes)
+	})
+	time.Sleep(2 * time.Second) // a late duplicate would arrive now
+
+	got, want := replayed.snapshot(), originals.byIdentity()
+	if len(got) != int(changes) {
+		t.Errorf("%d messages for %d changes: each change must arrive exactly once", len(got), changes)
+	}
+	store := schema.NewStore(p.gcs, p.cfg.Bucket, p.cfg.Prefix)
+	lastOfRow := map[string]*schema.Event{}
+	lastOfKey := map[string]*schema.Event{}
+	for _, m := range got {
+		ev, es, err := store.Decode(ctx, m.Data)
+		if err != nil {
+			t.Fatalf("decoding a replayed message: %v", err)
+		}
+		orig, ok := want[ev.Identity()]
+		if !ok {
+			t.Errorf("replayed change %s was never published by capture", ev.Identity())
+			continue
+		}
+		if !bytes.Equal(m.Data, orig.Data) {
+			o, _, _ := store.Decode(ctx, orig.Data)
+			t.Errorf("change %s differs:\n replayed %+v\n original %+v", ev.Identity(), ev, o)
+		}
+		for _, a := range []string{"table", "op", "commit_lsn", "seq", "schema_fingerprint"} {
+			if m.Attributes[a] != orig.Attributes[a] {
+				t.Errorf("change %s: attribute %s = %q, capture's %q", ev.Identity(), a, m.Attributes[a], orig.Attributes[a])
+			}
+		}
+		if m.Attributes["schema_fingerprint"] != es.FingerprintHex() {
+			t.Errorf("change %s: fingerprint attribute %s, data %s", ev.Identity(), m.Attributes["schema_fingerprint"], es.FingerprintHex())
+		}
+		if !strings.HasPrefix(m.OrderingKey, `public."Pair Keys"/`) {
+			t.Errorf("change %s: ordering key %q", ev.Identity(), m.OrderingKey)
+		}
+		// Per row (by its key after the change, before it for a delete)
+		// and per ordering key, arrival order is commit order. (A key
+		// change moves a row to another ordering key, whose arrivals are
+		// not ordered against the old one's.)
+		row := rowKey(ev.After)
+		if row == "" {
+			row = rowKey(ev.Before)
+		}
+		for _, k := range []string{"row " + row, "key " + m.OrderingKey} {
+			if prev := lastOfRow[k]; prev != nil && !(prev.CommitLSN < ev.CommitLSN || prev.CommitLSN == ev.CommitLSN && prev.Seq < ev.Seq) {
+				t.Errorf("%s: change %s arrived after %s", k, ev.Identity(), prev.Identity())
+			}
+			lastOfRow[k] = ev
+		}
+		if rk := rowKey(ev.After); rk != "" {
+			lastOfKey[rk] = ev
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// The last event of each row that still exists equals Postgres' row.
+	rows, err := p.pgRows(`SELECT a, b, v, note FROM "Pair Keys"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		parts := strings.SplitN(r, "|", 4)
+		ev := lastOfKey[parts[0]+"|"+parts[1]]
+		if ev == nil {
+			t.Errorf("row %s: no replayed change", r)
+			continue
+		}
+		if got := rowText(ev.After); got != r {
+			t.Errorf("row %s: last replayed change %s has %s", r, ev.Identity(), got)
+		}
+	}
+	t.Logf("%d changes replayed exactly once, in order; %d rows equal Postgres", changes, len(rows))
+}
+
+// orderedSubscription creates an ordered subscription on topic.
+func (p *pipeline) orderedSubscription(topic, sub string) string {
+	p.t.Helper()
+	ctx := context.Background()
+	if _, err := p.ps.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + stack.Project + "/topics/" + topic}); err != nil && status.Code(err) != codes.AlreadyExists {
+		p.t.Fatal(err)
+	}
+	if _, err := p.ps.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/" + stack.Project + "/subscriptions/" + sub, Topic: "projects/" + stack.Project + "/topics/" + topic,
+		EnableMessageOrdering: true, AckDeadlineSeconds: 60,
+	}); err != nil {
+		p.t.Fatal(err)
+	}
+	return sub
+}
+
+// topicMessages keeps the messages of one subscription in arrival order.
+type topicMessages struct {
+	mu   sync.Mutex
+	msgs []*pubsub.Message
+	ids  map[string]bool
+}
+
+// collect receives from sub until the test ends.
+func (p *pipeline) collect(sub string) *topicMessages {
+	r := &topicMessages{ids: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.ps.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			r.mu.Lock()
+			r.msgs = append(r.msgs, m)
+			r.ids[m.Attributes["commit_lsn"]+":"+m.Attributes["seq"]] = true
+			r.mu.Unlock()
+			m.Ack()
+		})
+	}()
+	p.t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func (r *topicMessages) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids)
+}
+
+func (r *topicMessages) snapshot() []*pubsub.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*pubsub.Message(nil), r.msgs...)
+}
+
+func (r *topicMessages) byIdentity() map[string]*pubsub.Message {
+	out := map[string]*pubsub.Message{}
+	for _, m := range r.snapshot() {
+		lsn, err := pglogrepl.ParseLSN(m.Attributes["commit_lsn"])
+		if err == nil {
+			out[strconv.FormatUint(uint64(lsn), 10)+":"+m.Attributes["seq"]] = m
+		}
+	}
+	return out
+}
+
+// rowKey renders the key (a, b) of a "Pair Keys" row record; "" for none.
+func rowKey(row map[string]any) string {
+	if row == nil {
+		return ""
+	}
+	return renderAvro(row["a"]) + "|" + renderAvro(row["b"])
+}
+
+// rowText renders a "Pair Keys" row record as pgRows renders its row.
+func rowText(row map[string]any) string {
+	return renderAvro(row["a"]) + "|" + renderAvro(row["b"]) + "|" + renderAvro(row["v"]) + "|" + renderAvro(row["note"])
+}
+
+func renderAvro(v any) string {
+	if u, ok := v.(map[string]any); ok {
+		for _, x := range u {
+			v = x
+		}
+	}
+	return render([]any{v})
 }

@@ -15,11 +15,11 @@ import (
 )
 
 func newReplayCmd() *cobra.Command {
-	var table, from, to, into string
+	var table, from, to, into, toTopic string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "replay",
-		Short: "Rebuild a table in BigQuery from the Avro objects on GCS",
+		Short: "Rebuild a table in BigQuery, or re-publish its changes, from the Avro objects on GCS",
 		Long: `replay rebuilds a table's changelog and current-state table in BigQuery from its Avro
 objects on GCS alone, each read with the schema version it was written with. It works when
 the BigQuery tables were dropped, after a table failed and was fixed, and across schema
@@ -35,15 +35,29 @@ dataset (created when absent), e.g. a point-in-time copy with --to. Changes the 
 into the target tables while replay runs are replaced by the swap: stop that table's sink
 or replay again afterwards.
 
-Exit status: 0 rebuilt, 2 error.`,
+--to-topic TOPIC publishes the table's changes in the range to a Pub/Sub topic instead
+(created when absent), for a new consumer: in (commit LSN, seq) order, each change once, in
+the event contract of docs/events.md (Avro single-object encoding with the event schema the
+object was written with, the same attributes, message ordering on). Each event is rebuilt
+from the changelog record, so before carries the key columns only (what capture sends under
+the default replica identity; under REPLICA IDENTITY FULL capture sends the whole old row).
+The ordering key is <schema>.<table>/<bucket>, bucket a hash of the row's key values mod
+32: consistent within the replayed topic (a row's changes share a key and arrive in commit
+order on an ordered subscription) but not equal to the live topic's keys. A truncate is
+published on every key. Create the consumer's subscription, with message ordering, before
+replaying. --to-topic and --into exclude each other; BigQuery is not touched.
+
+Exit status: 0 rebuilt or published, 2 error.`,
 		Args: cobra.NoArgs,
 	}
 	flags := config.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&table, "table", "", "the table to rebuild (schema.table)")
+	cmd.Flags().StringVar(&table, "table", "", "the table to rebuild or re-publish (schema.table)")
 	cmd.Flags().StringVar(&from, "from", "", "first change replayed: commit LSN (0/16B3748 or decimal) or RFC 3339 time")
 	cmd.Flags().StringVar(&to, "to", "", "last change replayed: commit LSN (0/16B3748 or decimal) or RFC 3339 time")
 	cmd.Flags().StringVar(&into, "into", "", "BigQuery dataset to rebuild into (default: the configured one)")
+	cmd.Flags().StringVar(&toTopic, "to-topic", "", "Pub/Sub topic to re-publish the changes to, instead of rebuilding BigQuery")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a summary as one JSON object")
+	cmd.MarkFlagsMutuallyExclusive("into", "to-topic")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, err := replayOptions(table, from, to, into)
 		if err != nil {
@@ -53,7 +67,12 @@ Exit status: 0 rebuilt, 2 error.`,
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		if err := runReplay(cmd.Context(), cfg, opts, asJSON, cmd.OutOrStdout()); err != nil {
+		if toTopic != "" {
+			err = runReplayToTopic(cmd.Context(), cfg, opts, toTopic, asJSON, cmd.OutOrStdout())
+		} else {
+			err = runReplay(cmd.Context(), cfg, opts, asJSON, cmd.OutOrStdout())
+		}
+		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		return nil
@@ -104,5 +123,34 @@ func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions,
 	}
 	fmt.Fprintf(out, "%s: %d objects (%d schema versions, %d rows) → %s.%s: changelog %d rows (%d kept from before --from), current state %d rows, in %.1fs\n",
 		res.Table, res.Objects, res.SchemaVersions, res.RowsRead, res.Dataset, res.Tables[1], res.ChangelogRows, res.RowsKept, res.CurrentRows, res.Seconds)
+	return nil
+}
+
+// runReplayToTopic re-publishes the table's changes to a topic.
+func runReplayToTopic(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions, topic string, asJSON bool, out io.Writer) error {
+	db, err := databaseName(cfg)
+	if err != nil {
+		return err
+	}
+	scfg := sink.Config{
+		Project: cfg.Project, Bucket: cfg.GCS.Bucket, Prefix: cfg.GCS.Prefix, Database: db,
+		Dataset: cfg.BigQuery.Dataset, Logger: loggerFor(cfg),
+	}
+	clients, err := gcp.Open(ctx, cfg.Project)
+	if err != nil {
+		return err
+	}
+	defer clients.Close()
+	res, err := sink.ReplayToTopic(ctx, scfg, clients.PubSub, clients.Storage, sink.TopicReplayOptions{
+		Schema: opts.Schema, Table: opts.Table, From: opts.From, To: opts.To, Topic: topic,
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(res)
+	}
+	fmt.Fprintf(out, "%s: %d objects → %s: %d events published (%d messages), %d duplicates dropped, in %.1fs\n",
+		res.Table, res.Objects, res.Topic, res.Events, res.Messages, res.Duplicates, res.Seconds)
 	return nil
 }
