@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"github.com/tributary-cdc/tributary/schema"
 	"hash/fnv"
 	"strconv"
 	"time"
@@ -119,24 +120,4 @@ func OrderingKey(r *Relation, bucket int) string {
 	return quoteIdent(r.Namespace) + "." + quoteIdent(r.Name) + "/" + strconv.Itoa(bucket)
 }
 
-func quoteIdent(s string) string {
-	plain := s != ""
-	for i, c := range s {
-		if !(c == '_' || (c >= 'a' && c <= 'z') || (i > 0 && (c >= '0' && c <= '9' || c == '$'))) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	out := make([]byte, 0, len(s)+2)
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '"'))
-}
+func quoteIdent(s string) string { return schema.QuoteIdent(s) }

@@ -389,17 +389,25 @@ func typeName(ti TypeInfo, typmod int32, r TypeResolver) string {
 
 // quoteIdent quotes a Postgres identifier when it needs quoting to be read
 // back as the same name.
-func quoteIdent(s string) string {
-	plain := s != "" && !isDigit(s[0])
-	for i := 0; plain && i < len(s); i++ {
-		c := s[i]
-		plain = 'a' <= c && c <= 'z' || isDigit(c) || c == '_'
+// QuoteIdent spells a Postgres name as Postgres would need it quoted: as is
+// when it is a plain lower-case identifier (letters, digits, _ and $, not
+// starting with a digit or $), else in double quotes with quotes doubled. It
+// is the spelling of table names in messages, attributes and ordering keys.
+func QuoteIdent(s string) string {
+	plain := s != ""
+	for i, c := range s {
+		if !(c == '_' || (c >= 'a' && c <= 'z') || (i > 0 && (c >= '0' && c <= '9' || c == '$'))) {
+			plain = false
+			break
+		}
 	}
 	if plain {
 		return s
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
+
+func quoteIdent(s string) string { return QuoteIdent(s) }
 
 func truncateUTF8(s string, n int) string {
 	if len(s) <= n {

@@ -202,7 +202,7 @@ func (r *topicReplay) ensureTopic(ctx context.Context) error {
 // publishAll merges the objects' records by (commit_lsn, seq) and publishes
 // each change in the range once.
 func (r *topicReplay) publishAll(ctx context.Context, pub *pubsub.Publisher, objs []ReplayObject, res *TopicReplayResult, results chan<- pendingPublish) error {
-	tableAttr := replayQuoteIdent(r.key.Schema) + "." + replayQuoteIdent(r.key.Table)
+	tableAttr := schema.QuoteIdent(r.key.Schema) + "." + schema.QuoteIdent(r.key.Table)
 	m := &objectMerge{}
 	defer m.close()
 	next := 0
@@ -590,28 +590,4 @@ func hashValue(h hash.Hash64, v any) {
 		put(11, uint64(len(s)))
 		h.Write([]byte(s))
 	}
-}
-
-// replayQuoteIdent quotes a Postgres name as Postgres would, only when it
-// needs it: the spelling of the table attribute and ordering key.
-func replayQuoteIdent(s string) string {
-	plain := s != ""
-	for i, c := range s {
-		if !(c == '_' || (c >= 'a' && c <= 'z') || (i > 0 && (c >= '0' && c <= '9' || c == '$'))) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	out := make([]byte, 0, len(s)+2)
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '"'))
 }

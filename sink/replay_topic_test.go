@@ -133,8 +133,8 @@ func TestReplayBucket(t *testing.T) {
 
 func TestReplayQuoteIdent(t *testing.T) {
 	for in, want := range map[string]string{"orders": "orders", "Line Items": `"Line Items"`, `a"b`: `"a""b"`, "t1$": "t1$", "1t": `"1t"`} {
-		if got := replayQuoteIdent(in); got != want {
-			t.Errorf("replayQuoteIdent(%q) = %s, want %s", in, got, want)
+		if got := schema.QuoteIdent(in); got != want {
+			t.Errorf("schema.QuoteIdent(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
