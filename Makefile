@@ -42,11 +42,14 @@ demo: build bqemu
 
 # Benchmarks against references measured side by side in the same run
 # (capture vs pg_recvlogical, a big transaction's peak RSS, the hot path's
-# allocations). Figures go to stdout and bench/results/.
+# allocations, the sink's encoding vs plain goavro, a snapshot vs COPY).
+# Figures go to stdout and bench/results/.
 bench: bqemu
 	@mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime=1x -benchmem ./capture/ 2>&1 | tee bench/results/capture.txt
 	$(GO) test -run '^$$' -bench . -benchmem ./schema/ 2>&1 | tee bench/results/schema.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./sink/ 2>&1 | tee bench/results/sink.txt
+	$(GO) test -run '^$$' -bench . -benchtime=1x ./internal/backfill/ 2>&1 | tee bench/results/backfill.txt
 
 generate:
 	$(GO) generate ./...
