@@ -64,7 +64,7 @@ func TestIntegrationBackfillUnderWriter(t *testing.T) {
 // pipeline into BigQuery, at a size the emulator applies in seconds: verify
 // must find the current state equal to Postgres.
 func TestIntegrationBackfillUnderWriterBigQuery(t *testing.T) {
-	p := backfillUnderWriter(t, "bf_writer_bq", 800, 60, true)
+	p := backfillUnderWriter(t, "bf_writer_bq", 300, 40, true)
 	p.waitEqual("bf_writer_bq", 5*time.Minute)
 }
 
