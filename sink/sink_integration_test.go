@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 	"io"
 	"log/slog"
 	"math"
@@ -156,21 +157,7 @@ func (p *pipeline) exec(q string, args ...any) int64 {
 
 func (p *pipeline) waitUntil(what string, timeout time.Duration, cond func() (bool, error)) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	stacktest.WaitUntil(p.t, what, timeout, cond)
 }
 
 // pgRows renders every row of a Postgres query as text, sorted.

@@ -209,21 +209,7 @@ func (p *pipe) exec(q string, args ...any) int64 {
 
 func (p *pipe) waitUntil(what string, timeout time.Duration, cond func() (bool, error)) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	stacktest.WaitUntil(p.t, what, timeout, cond)
 }
 
 // options are backfill options for table under the pipe's prefix.

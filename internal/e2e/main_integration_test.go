@@ -167,25 +167,9 @@ func (p *pipeline) exec(q string, args ...any) int64 {
 	return tag.RowsAffected()
 }
 
-// waitUntil polls cond until it holds, failing the test at the deadline with
-// the last error cond returned.
 func (p *pipeline) waitUntil(what string, timeout time.Duration, cond func() (bool, error)) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	stacktest.WaitUntil(p.t, what, timeout, cond)
 }
 
 // verify compares Postgres table public.table with its current state in

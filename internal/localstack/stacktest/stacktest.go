@@ -59,3 +59,24 @@ func IntegrationWanted() bool {
 	}
 	return true
 }
+
+// WaitUntil polls cond every 200ms until it holds, failing t at the deadline
+// with the last error cond returned.
+func WaitUntil(t testing.TB, what string, timeout time.Duration, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
