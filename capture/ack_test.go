@@ -98,8 +98,12 @@ func TestAckTrackerBeginBlocksWhenFull(t *testing.T) {
 	select {
 	case <-began:
 		t.Fatal("Begin returned while the tracker was full")
-	default:
+	case <-time.After(100 * time.Millisecond):
 	}
 	h.Ack(nil)
-	<-began // must unblock once the first transaction is acknowledged
+	select {
+	case <-began: // unblocked once the first transaction is acknowledged
+	case <-time.After(10 * time.Second):
+		t.Fatal("Begin still blocked after the full tracker's transaction was acknowledged")
+	}
 }
