@@ -180,7 +180,7 @@ func (t *table) flush(ctx context.Context, buf []received) {
 // replacing an existing one, then its pending marker.
 func (t *table) writeGroup(ctx context.Context, g []received) error {
 	s := t.s
-	cl, err := s.changelog(g[0].es)
+	cl, err := s.changelog(ctx, g[0].es)
 	if err != nil {
 		return &permanentError{err}
 	}
