@@ -367,3 +367,58 @@ func (s *Store) Changelog(ctx context.Context, es *EventSchema) (*Changelog, err
 	}
 	return NewChangelogColumns(es, renamed)
 }
+
+// ReaderChangelog is Changelog for a reader that mapped the table from
+// Postgres itself (verify): its key flags may differ from capture's (a table
+// with REPLICA IDENTITY FULL), which changes the fingerprint and, for a
+// widening, the decision. So the newest stored version with es's columns
+// (the same fields, Postgres columns and BigQuery types, whatever the key
+// flags) is used when there is one: the version the sink writes.
+func (s *Store) ReaderChangelog(ctx context.Context, es *EventSchema) (*Changelog, error) {
+	sch, tbl, err := es.TableName()
+	if err != nil {
+		return nil, err
+	}
+	history, err := s.History(ctx, sch, tbl)
+	if err != nil {
+		return nil, err
+	}
+	want, err := es.Columns()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		have, err := history[i].Columns()
+		if err != nil {
+			return nil, err
+		}
+		if sameColumns(have, want) {
+			es = history[i]
+			break
+		}
+	}
+	renamed, err := ColumnNames(history, es)
+	if err != nil {
+		return nil, fmt.Errorf("naming the columns of %s.%s: %w", quoteIdent(sch), quoteIdent(tbl), err)
+	}
+	return NewChangelogColumns(es, renamed)
+}
+
+// sameColumns reports whether two versions have the same row fields, each
+// holding the same Postgres column with the same BigQuery type.
+func sameColumns(a, b []StoredColumn) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Field != b[i].Field || a[i].PGColumn != b[i].PGColumn {
+			return false
+		}
+		fa, err1 := storedField(a[i])
+		fb, err2 := storedField(b[i])
+		if err1 != nil || err2 != nil || !sameType(fa, fb) {
+			return false
+		}
+	}
+	return true
+}

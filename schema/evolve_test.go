@@ -309,3 +309,39 @@ func TestChangelogColumns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A reader's own mapping of a table may mark other key columns than
+// capture's; it still finds the version capture wrote.
+func TestSameColumns(t *testing.T) {
+	cols := func(key bool, oid OID) []StoredColumn {
+		t.Helper()
+		tbl, err := MapTable("public", "t", []Column{{Name: "id", TypeOID: oidInt4, TypeMod: -1, Key: true}, {Name: "a", TypeOID: oid, TypeMod: -1, Key: key}}, Builtin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := NewEventSchema(tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := es.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		a, b []StoredColumn
+		want bool
+	}{
+		{"same", cols(false, oidInt4), cols(false, oidInt4), true},
+		{"other key flags", cols(true, oidInt4), cols(false, oidInt4), true},
+		{"same BigQuery type", cols(false, oidInt4), cols(false, oidInt8), true},
+		{"other BigQuery type", cols(false, oidInt4), cols(false, oidText), false},
+		{"fewer columns", cols(false, oidInt4)[:1], cols(false, oidInt4), false},
+	} {
+		if got := sameColumns(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: sameColumns = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

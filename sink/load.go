@@ -240,7 +240,7 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	}
 	cl, err := s.changelog(ctx, es)
 	if err != nil {
-		return &permanentError{err}
+		return err // reading the schema history: Classify decides
 	}
 	st, err := s.ensureTables(ctx, t.key, cl, s.liveTables(t.key))
 	if err != nil {
