@@ -204,6 +204,12 @@ func (tc tableColumns) plan(cols []StoredColumn) (renamed map[string]string, err
 		case Added:
 			tc[strings.ToLower(c.Field)] = &column{name: c.Field, field: fields[i], owner: c.PGColumn}
 		case Widen:
+			if tc.carries(c, fields[i]) {
+				// A version that did not widen (marked the column as part
+				// of the key) gave these values a column already.
+				moved = append(moved, i)
+				continue
+			}
 			have.field = fields[i]
 		case NewColumn:
 			moved = append(moved, i)
@@ -236,6 +242,18 @@ func (tc tableColumns) plan(cols []StoredColumn) (renamed map[string]string, err
 	return renamed, nil
 }
 
+// carries reports whether tc has a column for c's values of type f made by
+// an earlier type change.
+func (tc tableColumns) carries(c StoredColumn, f *bigquery.FieldSchema) bool {
+	for _, hashed := range []bool{false, true} {
+		have := tc[strings.ToLower(TypeChangeName(c.Field, f, c.PGColumn, hashed))]
+		if have != nil && have.owner == c.PGColumn && sameType(have.field, f) {
+			return true
+		}
+	}
+	return false
+}
+
 func fieldOf(c *column) *bigquery.FieldSchema {
 	if c == nil {
 		return nil
@@ -259,11 +277,14 @@ func storedField(c StoredColumn) (*bigquery.FieldSchema, error) {
 // prior are the table's earlier schema versions, oldest first: it returns
 // the fields whose column is not their own name (a type change the column
 // cannot hold), each with its column. prior is read up to es: es may be in
-// it (History lists it once stored) or not.
+// it (History lists it once stored) or not. When it is, the stored version
+// decides: the fingerprint leaves out the key flags (pg_key), so a reader's
+// own mapping of the same version may mark other keys than the one stored.
 func ColumnNames(prior []*EventSchema, es *EventSchema) (map[string]string, error) {
 	tc := tableColumns{}
 	for _, v := range prior {
 		if v.Fingerprint == es.Fingerprint {
+			es = v
 			break
 		}
 		cols, err := v.Columns()
@@ -350,8 +371,9 @@ func (s *Store) History(ctx context.Context, schema, table string) ([]*EventSche
 
 // Changelog is the changelog record of es with the column names its
 // table's history gives it (ColumnNames over History): what the sink and
-// backfill write and verify reads. es need not be stored yet; it then comes
-// after every stored version.
+// backfill write and verify reads. es need not be stored yet (verify's own
+// mapping of a table nobody changed since); it then comes after every
+// stored version.
 func (s *Store) Changelog(ctx context.Context, es *EventSchema) (*Changelog, error) {
 	sch, tbl, err := es.TableName()
 	if err != nil {
@@ -366,59 +388,4 @@ func (s *Store) Changelog(ctx context.Context, es *EventSchema) (*Changelog, err
 		return nil, fmt.Errorf("naming the columns of %s.%s: %w", quoteIdent(sch), quoteIdent(tbl), err)
 	}
 	return NewChangelogColumns(es, renamed)
-}
-
-// ReaderChangelog is Changelog for a reader that mapped the table from
-// Postgres itself (verify): its key flags may differ from capture's (a table
-// with REPLICA IDENTITY FULL), which changes the fingerprint and, for a
-// widening, the decision. So the newest stored version with es's columns
-// (the same fields, Postgres columns and BigQuery types, whatever the key
-// flags) is used when there is one: the version the sink writes.
-func (s *Store) ReaderChangelog(ctx context.Context, es *EventSchema) (*Changelog, error) {
-	sch, tbl, err := es.TableName()
-	if err != nil {
-		return nil, err
-	}
-	history, err := s.History(ctx, sch, tbl)
-	if err != nil {
-		return nil, err
-	}
-	want, err := es.Columns()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(history) - 1; i >= 0; i-- {
-		have, err := history[i].Columns()
-		if err != nil {
-			return nil, err
-		}
-		if sameColumns(have, want) {
-			es = history[i]
-			break
-		}
-	}
-	renamed, err := ColumnNames(history, es)
-	if err != nil {
-		return nil, fmt.Errorf("naming the columns of %s.%s: %w", quoteIdent(sch), quoteIdent(tbl), err)
-	}
-	return NewChangelogColumns(es, renamed)
-}
-
-// sameColumns reports whether two versions have the same row fields, each
-// holding the same Postgres column with the same BigQuery type.
-func sameColumns(a, b []StoredColumn) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Field != b[i].Field || a[i].PGColumn != b[i].PGColumn {
-			return false
-		}
-		fa, err1 := storedField(a[i])
-		fb, err2 := storedField(b[i])
-		if err1 != nil || err2 != nil || !sameType(fa, fb) {
-			return false
-		}
-	}
-	return true
 }

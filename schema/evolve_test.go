@@ -170,6 +170,43 @@ func TestColumnNamesKeyNeverWidens(t *testing.T) {
 	if want := map[string]string{"id": "id__numeric"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ColumnNames = %v, want %v", got, want)
 	}
+	// The same version as a reader maps it without marking the key (the
+	// fingerprint leaves pg_key out) gets the stored version's names.
+	tbl, err = MapTable("public", "t", []Column{{Name: "id", TypeOID: oidNumeric, TypeMod: numericMod(12, 0)}}, Builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, err := NewEventSchema(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v3.Fingerprint != v2.Fingerprint {
+		t.Fatal("the key flags changed the fingerprint")
+	}
+	got, err = ColumnNames([]*EventSchema{v1, v2}, v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"id": "id__numeric"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ColumnNames of the version without key = %v, want %v", got, want)
+	}
+	// A later version (another column added) that no longer marks it as
+	// key keeps writing to that column rather than widening the old one.
+	tbl, err = MapTable("public", "t", []Column{{Name: "id", TypeOID: oidNumeric, TypeMod: numericMod(12, 0)}, col("b", oidText, -1)}, Builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, err := NewEventSchema(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = ColumnNames([]*EventSchema{v1, v2, v4}, v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"id": "id__numeric"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ColumnNames of a later version without key = %v, want %v", got, want)
+	}
 }
 
 func TestTypeChangeName(t *testing.T) {
@@ -307,41 +344,5 @@ func TestChangelogColumns(t *testing.T) {
 	}
 	if _, err := goavro.NewCodec(cl.JSON); err != nil {
 		t.Error(err)
-	}
-}
-
-// A reader's own mapping of a table may mark other key columns than
-// capture's; it still finds the version capture wrote.
-func TestSameColumns(t *testing.T) {
-	cols := func(key bool, oid OID) []StoredColumn {
-		t.Helper()
-		tbl, err := MapTable("public", "t", []Column{{Name: "id", TypeOID: oidInt4, TypeMod: -1, Key: true}, {Name: "a", TypeOID: oid, TypeMod: -1, Key: key}}, Builtin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		es, err := NewEventSchema(tbl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := es.Columns()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	for _, tc := range []struct {
-		name string
-		a, b []StoredColumn
-		want bool
-	}{
-		{"same", cols(false, oidInt4), cols(false, oidInt4), true},
-		{"other key flags", cols(true, oidInt4), cols(false, oidInt4), true},
-		{"same BigQuery type", cols(false, oidInt4), cols(false, oidInt8), true},
-		{"other BigQuery type", cols(false, oidInt4), cols(false, oidText), false},
-		{"fewer columns", cols(false, oidInt4)[:1], cols(false, oidInt4), false},
-	} {
-		if got := sameColumns(tc.a, tc.b); got != tc.want {
-			t.Errorf("%s: sameColumns = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

@@ -278,7 +278,7 @@ func bigQueryColumns(ctx context.Context, src Source, t *schema.Table) ([]string
 		if err != nil {
 			return nil, err
 		}
-		if cl, err = src.Store.ReaderChangelog(ctx, es); err != nil {
+		if cl, err = src.Store.Changelog(ctx, es); err != nil {
 			return nil, err
 		}
 	}
