@@ -31,24 +31,75 @@ const (
 // on GCS and in the BigQuery changelog table: the envelope columns, then the
 // table's columns holding the new row (the old row's replica-identity values
 // for deletes, nothing for truncates).
+//
+// A row field's column is named like the field, unless a type change gave
+// its values a column of their own (ColumnNames): then the record, the
+// BigQuery schema and the before-key record all use that column's name, and
+// the Avro field keeps the row field's name in "pg_field".
 type Changelog struct {
-	Events  *EventSchema
-	JSON    string // Avro schema of the flat record
-	Codec   *goavro.Codec
+	Events *EventSchema
+	JSON   string // Avro schema of the flat record
+	Codec  *goavro.Codec
+	// Columns are the row fields (StoredColumn.Field is the event's field
+	// name; Column gives the changelog's).
 	Columns []StoredColumn
 	// Keys are the replica-identity columns, in column order; empty for a
 	// table without one.
 	Keys []StoredColumn
+	// Renamed maps the row fields whose column is not their own name to
+	// that column.
+	Renamed map[string]string
 	// beforeKeyName is the full Avro name of the before-key record.
 	beforeKeyName string
 }
 
+// Column is the changelog (and BigQuery) column of row field field.
+func (c *Changelog) Column(field string) string {
+	if n, ok := c.Renamed[field]; ok {
+		return n
+	}
+	return field
+}
+
+// Field is the row field whose values changelog column column holds: the
+// inverse of Column.
+func (c *Changelog) Field(column string) string {
+	for f, n := range c.Renamed {
+		if n == column {
+			return f
+		}
+	}
+	return column
+}
+
 // NewChangelog derives the flat changelog record schema from an event
-// schema (as read from the store).
+// schema (as read from the store), every column named like its row field.
+// Writers use Store.Changelog, which names the columns of a type change.
 func NewChangelog(es *EventSchema) (*Changelog, error) {
+	return NewChangelogColumns(es, nil)
+}
+
+// NewChangelogColumns is NewChangelog with the columns of the row fields in
+// renamed named as it says (see ColumnNames); each such column's BigQuery
+// description says which Postgres column it carries and where its earlier
+// values are.
+func NewChangelogColumns(es *EventSchema, renamed map[string]string) (*Changelog, error) {
 	cols, err := es.Columns()
 	if err != nil {
 		return nil, err
+	}
+	cl := &Changelog{Renamed: map[string]string{}}
+	for _, c := range cols {
+		if n, ok := renamed[c.Field]; ok && n != c.Field {
+			cl.Renamed[c.Field] = n
+		}
+	}
+	for i, c := range cols {
+		if n, ok := cl.Renamed[c.Field]; ok {
+			if cols[i].BigQuery, err = renameField(c, n); err != nil {
+				return nil, err
+			}
+		}
 	}
 	fields := []any{
 		map[string]any{"name": ColOp, "type": "string"},
@@ -72,7 +123,7 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 	for _, c := range cols {
 		if c.Key {
 			keys = append(keys, c)
-			keyFields = append(keyFields, map[string]any{"name": c.Field, "type": c.Avro, "default": nil, "pg_column": c.PGColumn})
+			keyFields = append(keyFields, map[string]any{"name": cl.Column(c.Field), "type": c.Avro, "default": nil, "pg_column": c.PGColumn})
 		}
 	}
 	beforeKeyName := name + "_before_key"
@@ -83,9 +134,13 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 		})
 	}
 	for _, c := range cols {
-		fields = append(fields, map[string]any{
-			"name": c.Field, "type": c.Avro, "default": nil, "pg_column": c.PGColumn, "pg_type": c.PGType, "pg_key": c.Key, "bigquery": c.BigQuery,
-		})
+		f := map[string]any{
+			"name": cl.Column(c.Field), "type": c.Avro, "default": nil, "pg_column": c.PGColumn, "pg_type": c.PGType, "pg_key": c.Key, "bigquery": c.BigQuery,
+		}
+		if _, ok := cl.Renamed[c.Field]; ok {
+			f["pg_field"] = c.Field
+		}
+		fields = append(fields, f)
 	}
 	b, err := json.Marshal(map[string]any{
 		"type": "record", "name": name,
@@ -98,7 +153,22 @@ func NewChangelog(es *EventSchema) (*Changelog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building changelog schema: %w", err)
 	}
-	return &Changelog{Events: es, JSON: string(b), Codec: codec, Columns: cols, Keys: keys, beforeKeyName: beforeKeyName}, nil
+	cl.Events, cl.JSON, cl.Codec, cl.Columns, cl.Keys, cl.beforeKeyName = es, string(b), codec, cols, keys, beforeKeyName
+	return cl, nil
+}
+
+// renameField is c's BigQuery field in REST JSON form named name, its
+// description saying that it holds c's values since a type change.
+func renameField(c StoredColumn, name string) (json.RawMessage, error) {
+	var f map[string]any
+	if err := json.Unmarshal(c.BigQuery, &f); err != nil {
+		return nil, fmt.Errorf("reading the BigQuery type of column %s: %w", quoteIdent(c.PGColumn), err)
+	}
+	desc, _ := f["description"].(string)
+	f["name"] = name
+	f["description"] = truncateUTF8(fmt.Sprintf("Values since a type change of Postgres column %s (the earlier ones are in column %s). %s",
+		quoteIdent(c.PGColumn), c.Field, desc), 1024)
+	return json.Marshal(f)
 }
 
 // Record flattens e into a changelog record (goavro native form).
@@ -110,7 +180,7 @@ func (c *Changelog) Record(e *Event) map[string]any {
 	rec := make(map[string]any, len(c.Columns)+7)
 	unchanged := make([]any, len(e.Unchanged))
 	for i, u := range e.Unchanged {
-		unchanged[i] = u
+		unchanged[i] = c.Column(u)
 	}
 	rec[ColOp], rec[ColCommitLSN], rec[ColSeq] = e.Op, int64(e.CommitLSN), e.Seq
 	rec[ColCommitTS], rec[ColXid], rec[ColLSN], rec[ColUnchanged] = e.CommitTime.UTC(), e.Xid, int64(e.LSN), unchanged
@@ -119,16 +189,17 @@ func (c *Changelog) Record(e *Event) map[string]any {
 		if e.Before != nil {
 			before := make(map[string]any, len(c.Keys))
 			for _, k := range c.Keys {
-				before[k.Field] = e.Before[k.Field]
+				before[c.Column(k.Field)] = e.Before[k.Field]
 			}
 			rec[ColBeforeKey] = goavro.Union(c.beforeKeyName, before)
 		}
 	}
 	for _, col := range c.Columns {
-		rec[col.Field] = nil
+		name := c.Column(col.Field)
+		rec[name] = nil
 		if row != nil {
 			if v, ok := row[col.Field]; ok {
-				rec[col.Field] = v
+				rec[name] = v
 			}
 		}
 	}

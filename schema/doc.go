@@ -16,7 +16,15 @@
 // Mappings lists the mapping of every built-in type; docs/type-mapping.md is
 // generated from it.
 //
-// Not here yet: schema versions and their evolution, and writing dead-letters.
+// Store keeps every event schema version on GCS; Changelog is the flat
+// record of one version as the sink writes it to GCS and BigQuery. When a
+// column's type changes to one its BigQuery column can neither hold nor be
+// widened to (Evolve), its new values go to a column of their own
+// (TypeChangeName); ColumnNames decides it from the table's versions in the
+// order the store first wrote them (Store.History), so every writer and
+// reader names the columns alike.
+//
+// Not here: writing dead-letters (the sink does).
 package schema
 
 //go:generate go run ./internal/gendoc -o ../docs/type-mapping.md

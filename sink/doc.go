@@ -21,6 +21,12 @@
 // nothing: unacked messages are redelivered (the changelog is at least
 // once; the current state is exact).
 //
+// Objects and tables name a schema version's columns as
+// schema.Store.Changelog does: a column whose type changed to one its
+// BigQuery column cannot hold gets its new values in a new column, and one
+// BigQuery can widen without changing a value is widened in place (ALTER
+// COLUMN SET DATA TYPE, checked afterwards) before the load.
+//
 // The current-state table is keyed by the table's replica identity as its
 // stored schema marks it (Config.Keys overrides). An update that changes a
 // row's key is applied as a move: the delete of the old key (read from the

@@ -238,9 +238,9 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	if err != nil {
 		return err
 	}
-	cl, err := s.changelog(es)
+	cl, err := s.changelog(ctx, es)
 	if err != nil {
-		return &permanentError{err}
+		return err // reading the schema history: Classify decides
 	}
 	st, err := s.ensureTables(ctx, t.key, cl, s.liveTables(t.key))
 	if err != nil {
@@ -478,8 +478,9 @@ func (s *Sink) changelogMetadata(k tableKey, cl *schema.Changelog) (*bigquery.Ta
 	return clMeta, key, nil
 }
 
-// ensureTable creates table id of dataset with md, or adds md's columns it
-// lacks; it returns the table's schema.
+// ensureTable creates table id of dataset with md, or widens the columns
+// whose type md widens (schema.Widen) and adds md's columns it lacks; it
+// returns the table's schema.
 func (s *Sink) ensureTable(ctx context.Context, dataset, id string, md *bigquery.TableMetadata) (bigquery.Schema, error) {
 	tbl := s.bq.Dataset(dataset).Table(id)
 	have, err := tbl.Metadata(ctx)
@@ -493,6 +494,9 @@ func (s *Sink) ensureTable(ctx context.Context, dataset, id string, md *bigquery
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading table %s: %w", id, err)
+	}
+	if have, err = s.widenColumns(ctx, dataset, id, have, md.Schema); err != nil {
+		return nil, err
 	}
 	present := map[string]bool{}
 	for _, f := range have.Schema {
@@ -513,6 +517,64 @@ func (s *Sink) ensureTable(ctx context.Context, dataset, id string, md *bigquery
 		return nil, fmt.Errorf("adding columns to %s: %w", id, err)
 	}
 	return merged, nil
+}
+
+// widenColumns runs ALTER COLUMN SET DATA TYPE for every column of table id
+// whose type want widens (schema.Widen), and returns the table's metadata
+// afterwards, checked: a column BigQuery left narrow fails the table's
+// loads, as does a refused statement (the BigQuery emulator refuses it).
+// A column want gives a type it can neither hold nor widen to is an error
+// naming both: the schema history never asks for one, so the table was
+// changed by hand. A column already wider than want (a version seen before
+// the widening) is left to the load.
+func (s *Sink) widenColumns(ctx context.Context, dataset, id string, have *bigquery.TableMetadata, want bigquery.Schema) (*bigquery.TableMetadata, error) {
+	byName := map[string]*bigquery.FieldSchema{}
+	for _, f := range have.Schema {
+		byName[strings.ToLower(f.Name)] = f
+	}
+	widened := map[string]bigquery.FieldType{}
+	for _, w := range want {
+		h := byName[strings.ToLower(w.Name)]
+		if h == nil || h.Type == bigquery.RecordFieldType || w.Type == bigquery.RecordFieldType {
+			continue // added below; RECORD fields are the load's to check
+		}
+		switch schema.Evolve(h, w, false) {
+		case schema.Same:
+		case schema.Widen:
+			if err := s.exec(ctx, WidenColumnSQL(s.bq.Project(), dataset, id, h.Name, w.Type)); err != nil {
+				return nil, fmt.Errorf("widening column %s of %s from %s to %s: %w", h.Name, id, h.Type, w.Type, err)
+			}
+			widened[h.Name] = w.Type
+		default:
+			if !h.Repeated && !w.Repeated && schema.Widens(w.Type, h.Type) {
+				continue
+			}
+			return nil, &permanentError{fmt.Errorf("column %s of table %s is %s; the schema version's column is %s, which it cannot hold",
+				h.Name, id, schema.TypeLabel(h), schema.TypeLabel(w))}
+		}
+	}
+	if len(widened) == 0 {
+		return have, nil
+	}
+	md, err := s.bq.Dataset(dataset).Table(id).Metadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading table %s: %w", id, err)
+	}
+	for _, f := range md.Schema {
+		if to, ok := widened[f.Name]; ok && f.Type != to {
+			return nil, &permanentError{fmt.Errorf("widening column %s of %s to %s: ALTER COLUMN SET DATA TYPE succeeded but the column is still %s",
+				f.Name, id, to, f.Type)}
+		}
+	}
+	s.log.Info("widened columns", "table", id, "columns", widened)
+	return md, nil
+}
+
+// WidenColumnSQL changes column of table project.dataset.table to type to,
+// which must widen it (schema.Widens).
+func WidenColumnSQL(project, dataset, table, column string, to bigquery.FieldType) string {
+	return fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE %s",
+		schema.QuoteBigQuery(project+"."+dataset+"."+table), schema.QuoteBigQuery(column), to)
 }
 
 // list returns the attributes of the objects under prefix.

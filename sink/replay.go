@@ -387,7 +387,7 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		if newest, err = s.changelog(es); err != nil {
+		if newest, err = s.changelog(ctx, es); err != nil {
 			return nil, err
 		}
 		md, _, err := s.changelogMetadata(r.key, newest)

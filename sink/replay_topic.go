@@ -302,7 +302,7 @@ func (r *topicReplay) open(ctx context.Context, o ReplayObject) (*objectCursor, 
 	if err != nil {
 		return nil, err
 	}
-	cl, err := r.s.changelog(es)
+	cl, err := r.s.changelog(ctx, es)
 	if err != nil {
 		return nil, err
 	}
@@ -443,14 +443,14 @@ func replayEvent(cl *schema.Changelog, rec map[string]any, k tableKey) (*schema.
 	if u, isList := rec[schema.ColUnchanged].([]any); isList {
 		for _, f := range u {
 			if name, isText := f.(string); isText {
-				ev.Unchanged = append(ev.Unchanged, name)
+				ev.Unchanged = append(ev.Unchanged, cl.Field(name))
 			}
 		}
 	}
 	row := func() map[string]any {
 		out := make(map[string]any, len(cl.Columns))
 		for _, c := range cl.Columns {
-			out[c.Field] = rec[c.Field]
+			out[c.Field] = rec[cl.Column(c.Field)]
 		}
 		return out
 	}
@@ -465,7 +465,7 @@ func replayEvent(cl *schema.Changelog, rec map[string]any, k tableKey) (*schema.
 				ev.Before[c.Field] = nil
 			}
 			for _, key := range cl.Keys {
-				ev.Before[key.Field] = bk[key.Field]
+				ev.Before[key.Field] = bk[cl.Column(key.Field)]
 			}
 		}
 	case "d":

@@ -297,15 +297,18 @@ func (s *Sink) manifestAt(ctx context.Context, name string) (*manifest, error) {
 	return m, nil
 }
 
-// changelog returns the flat changelog record of es, built once.
-func (s *Sink) changelog(es *schema.EventSchema) (*schema.Changelog, error) {
+// changelog returns the flat changelog record of es, built once, with the
+// column names its table's schema history gives it (schema.Store.Changelog):
+// the names the objects of es are written with, whichever process writes
+// or reads them.
+func (s *Sink) changelog(ctx context.Context, es *schema.EventSchema) (*schema.Changelog, error) {
 	s.mu.Lock()
 	cl, ok := s.changelogs[es.Fingerprint]
 	s.mu.Unlock()
 	if ok {
 		return cl, nil
 	}
-	cl, err := schema.NewChangelog(es)
+	cl, err := s.store.Changelog(ctx, es)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +324,7 @@ func (s *Sink) changelog(es *schema.EventSchema) (*schema.Changelog, error) {
 func (s *Sink) keyFields(k tableKey, cl *schema.Changelog) ([]string, error) {
 	byPG := map[string]string{}
 	for _, c := range cl.Columns {
-		byPG[c.PGColumn] = c.Field
+		byPG[c.PGColumn] = cl.Column(c.Field)
 	}
 	if cols, ok := s.cfg.Keys[k.String()]; ok {
 		out := make([]string, len(cols))
@@ -334,7 +337,11 @@ func (s *Sink) keyFields(k tableKey, cl *schema.Changelog) ([]string, error) {
 		}
 		return out, nil
 	}
-	return storedKey(cl.Events.JSON), nil
+	key := storedKey(cl.Events.JSON)
+	for i, f := range key {
+		key[i] = cl.Column(f)
+	}
+	return key, nil
 }
 
 // storedKey reads key columns marked "pg_key": true on the row fields of a

@@ -180,9 +180,9 @@ func (t *table) flush(ctx context.Context, buf []received) {
 // replacing an existing one, then its pending marker.
 func (t *table) writeGroup(ctx context.Context, g []received) error {
 	s := t.s
-	cl, err := s.changelog(g[0].es)
+	cl, err := s.changelog(ctx, g[0].es)
 	if err != nil {
-		return &permanentError{err}
+		return err // reading the schema history: Classify decides
 	}
 	events := make([]*schema.Event, len(g))
 	for i, r := range g {

@@ -69,7 +69,13 @@ func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool
 	defer bq.Close()
 	cat := pgcatalog.New(cfg.Postgres.URL.Reveal())
 	defer cat.Close(context.WithoutCancel(ctx))
-	src := verify.Source{Postgres: conn, Resolver: schema.Chain(schema.Builtin, cat), BigQuery: bq, Dataset: cfg.BigQuery.Dataset}
+	gcs, err := gcp.Storage(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer gcs.Close()
+	src := verify.Source{Postgres: conn, Resolver: schema.Chain(schema.Builtin, cat), BigQuery: bq, Dataset: cfg.BigQuery.Dataset,
+		Store: schema.NewStore(gcs, cfg.GCS.Bucket, cfg.GCS.Prefix)}
 
 	tables, err := verifyTables(ctx, conn, cfg, only)
 	if err != nil {

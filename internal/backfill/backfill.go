@@ -345,7 +345,7 @@ func (r *run) version(ctx context.Context, sh *shape) (*version, error) {
 	if err := r.store.Put(ctx, es); err != nil {
 		return nil, err
 	}
-	cl, err := schema.NewChangelog(es)
+	cl, err := r.store.Changelog(ctx, es)
 	if err != nil {
 		return nil, err
 	}

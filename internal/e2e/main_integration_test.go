@@ -175,6 +175,11 @@ func (p *pipeline) waitUntil(what string, timeout time.Duration, cond func() (bo
 // verify compares Postgres table public.table with its current state in
 // BigQuery, as `tributary verify` does.
 func (p *pipeline) verify(table string) (*verify.Result, error) {
+	return p.verifyIn(stack.Dataset, table)
+}
+
+// verifyIn is verify against the current state in dataset.
+func (p *pipeline) verifyIn(dataset, table string) (*verify.Result, error) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
 	if err != nil {
@@ -188,7 +193,7 @@ func (p *pipeline) verify(table string) (*verify.Result, error) {
 	}
 	return verify.Table(ctx, verify.Source{
 		Postgres: conn, Resolver: schema.Chain(schema.Builtin, pgcatalog.New(stack.Postgres.DSN(stack.Database))),
-		BigQuery: p.bq, Dataset: stack.Dataset,
+		BigQuery: p.bq, Dataset: dataset, Store: schema.NewStore(p.gcs, stack.Bucket, p.sinkCfg.Prefix),
 	}, "public", table)
 }
 

@@ -48,12 +48,18 @@ type Result struct {
 func (r *Result) Equal() bool { return len(r.Discrepancies) == 0 && r.PostgresRows == r.BigQueryRows }
 
 // Source is what verify reads: a Postgres connection with schema's session
-// settings, a resolver for user types, a BigQuery client and dataset.
+// settings, a resolver for user types, a BigQuery client and dataset, and
+// the schema store the pipeline writes to.
 type Source struct {
 	Postgres *pgx.Conn
 	Resolver schema.TypeResolver
 	BigQuery *bigquery.Client
 	Dataset  string
+	// Store names the BigQuery column of each Postgres column as the sink
+	// does: after a type change BigQuery could not widen, the newest column
+	// carrying it (schema.ColumnNames). Without a store every column is read
+	// from the column named like it.
+	Store *schema.Store
 }
 
 // Table compares Postgres table schemaName.tableName with its current-state
@@ -63,13 +69,17 @@ func Table(ctx context.Context, src Source, schemaName, tableName string) (*Resu
 	if err != nil {
 		return nil, err
 	}
+	columns, err := bigQueryColumns(ctx, src, t)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{Table: schemaName + "." + tableName, BigQueryTable: src.Dataset + "." + schema.BigQueryTableName(schemaName, tableName, "")}
 	pgSide := &side{t: t, keys: keys}
 	bqSide := &side{t: t, keys: keys}
 	if err := readPostgres(ctx, src, t, pgSide.add); err != nil {
 		return nil, err
 	}
-	if err := readBigQuery(ctx, src, t, bqSide.add); err != nil {
+	if err := readBigQuery(ctx, src, t, columns, bqSide.add); err != nil {
 		return nil, err
 	}
 	res.PostgresRows, res.BigQueryRows = pgSide.rows, bqSide.rows
@@ -95,7 +105,7 @@ func Table(ctx context.Context, src Source, schemaName, tableName string) (*Resu
 	if err := readPostgres(ctx, src, t, keep(pgRows)); err != nil {
 		return nil, err
 	}
-	if err := readBigQuery(ctx, src, t, keep(bqRows)); err != nil {
+	if err := readBigQuery(ctx, src, t, columns, keep(bqRows)); err != nil {
 		return nil, err
 	}
 	for k, p := range pgRows {
@@ -259,11 +269,32 @@ func readPostgres(ctx context.Context, src Source, t *schema.Table, fn func([]st
 	return rows.Err()
 }
 
-// readBigQuery streams the current-state table's rows.
-func readBigQuery(ctx context.Context, src Source, t *schema.Table, fn func([]string)) error {
-	names := make([]string, len(t.Columns))
+// bigQueryColumns names the BigQuery column holding each of t's columns:
+// the one the sink writes the current schema version's values to.
+func bigQueryColumns(ctx context.Context, src Source, t *schema.Table) ([]string, error) {
+	cl := &schema.Changelog{}
+	if src.Store != nil {
+		es, err := schema.NewEventSchema(t)
+		if err != nil {
+			return nil, err
+		}
+		if cl, err = src.Store.Changelog(ctx, es); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		names[i] = schema.QuoteBigQuery(c.Name)
+		out[i] = cl.Column(c.Name)
+	}
+	return out, nil
+}
+
+// readBigQuery streams the current-state table's columns, which hold t's
+// columns in order.
+func readBigQuery(ctx context.Context, src Source, t *schema.Table, columns []string, fn func([]string)) error {
+	names := make([]string, len(columns))
+	for i, c := range columns {
+		names[i] = schema.QuoteBigQuery(c)
 	}
 	table := schema.QuoteBigQuery(src.Dataset) + "." + schema.QuoteBigQuery(schema.BigQueryTableName(t.Schema, t.Name, ""))
 	it, err := src.BigQuery.Query("SELECT " + strings.Join(names, ", ") + " FROM " + table).Read(ctx)

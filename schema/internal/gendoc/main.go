@@ -86,7 +86,69 @@ func render() []byte {
 	for _, t := range [][2]string{{"public", "orders"}, {"public", "Orders"}, {"sales", "order items"}, {"my.schema", "t"}} {
 		p("| %s | %s | %s |\n", cell("`"+t[0]+"`.`"+t[1]+"`"), cell("`"+schema.BigQueryTableName(t[0], t[1], "")+"`"), cell("`"+schema.GCSSegment(t[0], t[1])+"`"))
 	}
+	typeChanges(p)
 	return b.Bytes()
+}
+
+// typeChanges documents what a column's type change does, with examples
+// worked out by schema.ColumnNames.
+func typeChanges(p func(string, ...any)) {
+	p("\n## Type changes\n\n")
+	p("When `ALTER TABLE … ALTER COLUMN … TYPE` changes a column's BigQuery type, the column keeps its name\n")
+	p("if the new type is the same BigQuery type, or one BigQuery widens the column to in place without\n")
+	p("changing a stored value (INT64 → NUMERIC, INT64 → BIGNUMERIC, NUMERIC → BIGNUMERIC, with `ALTER\n")
+	p("COLUMN SET DATA TYPE`; not to FLOAT64, which would round stored integers beyond 2^53 and decimals;\n")
+	p("never for key columns, whose type the changelog's before-key RECORD also holds). Otherwise the new\n")
+	p("values go to a new column `<column>__<new type>` (the type in lower case as GoogleSQL names it,\n")
+	p("`array_` before a REPEATED one), which `__` and 8 hex digits follow when that name holds another\n")
+	p("column's or another type's values. The old column keeps the values from before the change; its\n")
+	p("changes from then on leave it NULL. The new column's description names the Postgres column and\n")
+	p("where its earlier values are; the Avro field of the GCS objects carries the new name (and the row\n")
+	p("field's in `pg_field`).\n\n")
+	p("The decision depends only on the table's schema versions in the order the schema store (`_schemas/`)\n")
+	p("first stored them, so sink, backfill, replay and verify all name the columns alike from GCS alone. A\n")
+	p("later version that gives the column a type its original column holds again writes there again; a\n")
+	p("version seen before (the same fingerprint) keeps the names it had then. `tributary verify` compares\n")
+	p("each Postgres column with the column the current version writes to.\n\n")
+	p("| Postgres type change | BigQuery | Column of the new values |\n|---|---|---|\n")
+	const int4, int8, text, varchar, float8, date, timestamp, timestamptz, numeric = 23, 20, 25, 1043, 701, 1082, 1114, 1184, 1700
+	mod := func(prec, scale int32) int32 { return prec<<16 | scale + 4 }
+	for _, c := range []struct {
+		from, to       schema.OID
+		fromMod, toMod int32
+	}{
+		{int4, int8, -1, -1}, {varchar, text, 14, -1}, {numeric, numeric, mod(10, 2), mod(12, 4)},
+		{int4, numeric, -1, mod(12, 2)}, {numeric, numeric, mod(12, 2), mod(40, 2)},
+		{int4, text, -1, -1}, {text, int4, -1, -1}, {int4, float8, -1, -1}, {numeric, text, mod(12, 2), -1},
+		{numeric, numeric, mod(12, 2), -1}, {date, timestamptz, -1, -1}, {timestamp, timestamptz, -1, -1},
+	} {
+		v := func(oid schema.OID, typmod int32) (*schema.EventSchema, *schema.Mapping) {
+			t, err := schema.MapTable("public", "t", []schema.Column{{Name: "amount", TypeOID: oid, TypeMod: typmod}}, schema.Builtin)
+			if err != nil {
+				log.Fatal(err)
+			}
+			es, err := schema.NewEventSchema(t)
+			if err != nil {
+				log.Fatal(err)
+			}
+			return es, t.Columns[0]
+		}
+		old, om := v(c.from, c.fromMod)
+		cur, nm := v(c.to, c.toMod)
+		renamed, err := schema.ColumnNames([]*schema.EventSchema{old, cur}, cur)
+		if err != nil {
+			log.Fatal(err)
+		}
+		col := "`amount`"
+		if n, ok := renamed["amount"]; ok {
+			col = "`" + n + "` (new)"
+		}
+		p("| `amount %s` → `%s` | %s → %s: %s | %s |\n", om.PG, nm.PG, sqlType(om.BigQuery.Type), sqlType(nm.BigQuery.Type),
+			schema.Evolve(om.BigQuery, nm.BigQuery, false), col)
+	}
+	p("\nALTER TYPE rewrites the table without a row change in the WAL: the rows nobody changes afterwards\n")
+	p("keep their old value in the old column (BigQuery) while Postgres shows the new one. Backfill the table\n")
+	p("after the change (`tributary backfill`) to bring them level; verify reports them until then.\n")
 }
 
 // sqlType names a BigQuery type as GoogleSQL does.
