@@ -458,3 +458,45 @@ func TestEncoderFallsBackWhenTheEnvelopeDiffers(t *testing.T) {
 		t.Error("NewEncoder of an event schema without a table succeeded")
 	}
 }
+
+// TestEncoderConcurrent encodes from many goroutines at once; run with
+// -race it proves an Encoder is only read while it encodes.
+func TestEncoderConcurrent(t *testing.T) {
+	tbl, err := MapTable("public", "orders", benchColumns, testResolver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := NewEventSchema(tbl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncoder(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := fastencEvent(tbl)
+	ev.After = benchRow
+	want, err := referenceEncode(es, nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var buf []byte
+			for range 50 {
+				var err error
+				if buf, err = enc.Encode(buf[:0], ev); err != nil || !bytes.Equal(buf, want) {
+					errs <- fmt.Errorf("concurrent Encode: %v, equal %v", err, bytes.Equal(buf, want))
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
