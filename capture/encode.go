@@ -21,6 +21,12 @@ type tableVersion struct {
 	rel    *Relation
 	table  *schema.Table
 	events *schema.EventSchema
+	// enc encodes events straight from the tuples' texts; nil if it could
+	// not be compiled, and then events take Table.Record and
+	// EventSchema.Encode, whose output it reproduces byte for byte.
+	enc         *schema.Encoder
+	name        string // the table attribute: schema.table, quoted where needed
+	fingerprint string // the schema_fingerprint attribute
 }
 
 // encoder turns changes into Pub/Sub messages. It keeps the current schema
@@ -37,6 +43,12 @@ type encoder struct {
 	tables     map[uint32]*tableVersion
 	buf        []byte
 	deadCount  int64
+	// Scratch row images, reused from change to change: the texts they
+	// point to are only valid while one change is encoded.
+	before, after [][]byte
+	// The commit_lsn attribute of the transaction seen last.
+	lsn     pglogrepl.LSN
+	lsnText string
 }
 
 func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
@@ -62,7 +74,12 @@ func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	if err := e.store.Put(ctx, es); err != nil {
 		return err
 	}
-	e.tables[m.RelationID] = &tableVersion{rel: rel, table: table, events: es}
+	tv := &tableVersion{rel: rel, table: table, events: es,
+		name: quoteIdent(m.Namespace) + "." + quoteIdent(m.RelationName), fingerprint: es.FingerprintHex()}
+	if tv.enc, err = schema.NewEncoder(es); err != nil {
+		tv.enc = nil // not expected for a schema NewEventSchema made; the general path is always right
+	}
+	e.tables[m.RelationID] = tv
 	return nil
 }
 
@@ -82,14 +99,7 @@ func (e *encoder) message(ctx context.Context, ch *Change) (*pubsub.Message, err
 	if !ok {
 		return nil, fmt.Errorf("change to relation %d before its Relation message", ch.Relation.ID)
 	}
-	ev := &schema.Event{
-		Op: string(ch.Op), CommitLSN: uint64(ch.CommitLSN), LSN: uint64(ch.LSN), Seq: ch.Seq, Xid: int64(ch.Xid),
-		CommitTime: ch.CommitTime, Schema: ch.Relation.Namespace, Table: ch.Relation.Name,
-	}
-	var err error
-	if ev.Before, err = e.row(tv, ch.Before); err == nil {
-		ev.After, err = e.row(tv, ch.After)
-	}
+	data, err := e.encode(tv, ch)
 	var dl *schema.DeadLetterError
 	if errors.As(err, &dl) {
 		return nil, e.deadLettered(ctx, tv, ch, dl)
@@ -97,39 +107,72 @@ func (e *encoder) message(ctx context.Context, ch *Change) (*pubsub.Message, err
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range ch.After {
-		if c.DataType == colUnchanged {
-			ev.Unchanged = append(ev.Unchanged, tv.table.Columns[i].Name)
-		}
-	}
-	data, err := tv.events.Encode(e.buf[:0], ev)
-	if err != nil {
-		return nil, err
-	}
 	e.buf = data
+	if ch.CommitLSN != e.lsn || e.lsnText == "" {
+		e.lsn, e.lsnText = ch.CommitLSN, ch.CommitLSN.String()
+	}
 	return &pubsub.Message{
 		Data:        append([]byte(nil), data...),
 		OrderingKey: OrderingKey(ch.Relation, ch.Bucket(e.buckets)),
 		Attributes: map[string]string{
-			AttrTable: quoteIdent(ch.Relation.Namespace) + "." + quoteIdent(ch.Relation.Name), AttrOp: string(ch.Op),
-			AttrCommitLSN: ch.CommitLSN.String(), AttrSeq: strconv.FormatInt(ch.Seq, 10), AttrFingerprint: tv.events.FingerprintHex(),
+			AttrTable: tv.name, AttrOp: string(ch.Op),
+			AttrCommitLSN: e.lsnText, AttrSeq: strconv.FormatInt(ch.Seq, 10), AttrFingerprint: tv.fingerprint,
 		},
 	}, nil
 }
 
-// row converts a tuple to a row record; unchanged TOAST values become null
-// here and are named in the event's unchanged list.
-func (e *encoder) row(tv *tableVersion, tuple []*pglogrepl.TupleDataColumn) (map[string]any, error) {
-	if tuple == nil {
-		return nil, nil
+// encode appends ch's event to e.buf in single-object encoding. Unchanged
+// TOAST values are null in the row image and named in the event's
+// unchanged list.
+func (e *encoder) encode(tv *tableVersion, ch *Change) ([]byte, error) {
+	ev := &schema.TextEvent{
+		Op: string(ch.Op), CommitLSN: uint64(ch.CommitLSN), LSN: uint64(ch.LSN), Seq: ch.Seq, Xid: int64(ch.Xid),
+		CommitTime: ch.CommitTime, Schema: ch.Relation.Namespace, Table: ch.Relation.Name,
 	}
-	values := make([][]byte, len(tv.table.Columns))
+	ev.Before = texts(&e.before, len(tv.table.Columns), ch.Before)
+	ev.After = texts(&e.after, len(tv.table.Columns), ch.After)
+	for i, c := range ch.After {
+		if c.DataType == colUnchanged && i < len(tv.table.Columns) {
+			ev.Unchanged = append(ev.Unchanged, tv.table.Columns[i].Name)
+		}
+	}
+	if tv.enc != nil {
+		return tv.enc.Encode(e.buf[:0], ev)
+	}
+	full := &schema.Event{Op: ev.Op, CommitLSN: ev.CommitLSN, LSN: ev.LSN, Seq: ev.Seq, Xid: ev.Xid, CommitTime: ev.CommitTime,
+		Schema: ev.Schema, Table: ev.Table, Unchanged: ev.Unchanged}
+	var err error
+	if ev.Before != nil {
+		if full.Before, err = tv.table.Record(ev.Before); err != nil {
+			return nil, err
+		}
+	}
+	if ev.After != nil {
+		if full.After, err = tv.table.Record(ev.After); err != nil {
+			return nil, err
+		}
+	}
+	return tv.events.Encode(e.buf[:0], full)
+}
+
+// texts is a tuple's row image as schema reads it, in *scratch: the text of
+// each of n columns, nil for NULL and for an unchanged TOAST value; nil
+// for an absent tuple.
+func texts(scratch *[][]byte, n int, tuple []*pglogrepl.TupleDataColumn) [][]byte {
+	if tuple == nil {
+		return nil
+	}
+	if *scratch == nil || cap(*scratch) < n { // non-nil even for a table without columns
+		*scratch = make([][]byte, n)
+	}
+	values := (*scratch)[:n]
+	clear(values)
 	for i, c := range tuple {
-		if i < len(values) && c.DataType == colText {
+		if i < n && c.DataType == colText {
 			values[i] = c.Data
 		}
 	}
-	return tv.table.Record(values)
+	return values
 }
 
 // deadLetter is the object written for a row that cannot be represented: the

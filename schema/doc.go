@@ -13,6 +13,11 @@
 // GCSSegment map Postgres identifiers to names those systems accept, without
 // collisions.
 //
+// NewEventSchema wraps a table's row record in the event envelope; its
+// Encode writes an Event of goavro natives. NewEncoder compiles, per event
+// schema, the capture hot path: events appended straight from the columns'
+// Postgres text, byte for byte what Record and Encode make of them.
+//
 // Mappings lists the mapping of every built-in type; docs/type-mapping.md is
 // generated from it.
 //
