@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tributary-cdc/tributary/capture"
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 )
 
 // Writes to tables outside the publication still move the slot forward, so
@@ -140,6 +141,13 @@ func TestIntegrationCaptureRefusesALostSlot(t *testing.T) {
 		`CREATE TABLE lost_rows (id int PRIMARY KEY)`)
 	h.start()
 	h.stop()
+	// The walsender outlives the client's disconnect by a moment: a slot
+	// still marked active cannot be dropped.
+	stacktest.WaitUntil(t, "the slot released by the stopped capture", 30*time.Second, func() (bool, error) {
+		var active bool
+		err := h.db.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = 'lost_it'").Scan(&active)
+		return !active, err
+	})
 	h.exec(`SELECT pg_drop_replication_slot('lost_it')`)
 	c := capture.New(h.cfg, h.ps, h.gcs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
