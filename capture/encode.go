@@ -37,6 +37,8 @@ type encoder struct {
 	tables     map[uint32]*tableVersion
 	buf        []byte
 	deadCount  int64
+	// markerStored is set once the marker schema is in the store.
+	markerStored bool
 }
 
 func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
