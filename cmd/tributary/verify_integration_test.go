@@ -191,6 +191,22 @@ func TestIntegrationVerifyWaitsForMarker(t *testing.T) {
 	t.Logf("--no-wait right after the writer:\n%smarker %s at %s (last write before %s) applied after %.1fs; %d rows equal",
 		noWaitOut, rep.Marker.ID, markerLSN, lastWrite, rep.Marker.Waited, pgRows)
 
+	// Nothing changed since: the sink records the next marker without
+	// waiting for a load interval's worth of changes.
+	cmd = exec.CommandContext(ctx, bin, "verify", "--config", cfg, "--json")
+	cmd.Env = env
+	if js, err = cmd.Output(); err != nil {
+		t.Fatalf("verify of a quiet table: %v\n%s", err, js)
+	}
+	quiet := rep
+	if err := json.Unmarshal(js, &quiet); err != nil || !quiet.Equal || quiet.Marker.ID == rep.Marker.ID {
+		t.Fatalf("verify of a quiet table printed %s (%v)", js, err)
+	}
+	if quiet.Marker.Waited >= 8 {
+		t.Errorf("a marker on a quiet table took %.1fs to be applied, two load intervals", quiet.Marker.Waited)
+	}
+	t.Logf("marker on the quiet table applied after %.1fs", quiet.Marker.Waited)
+
 	// The pipeline stopped: the marker is never applied.
 	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
