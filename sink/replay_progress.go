@@ -14,8 +14,10 @@ type ReplayProgress struct {
 	// ObjectsDone and RowsDone what has been loaded, or read to publish.
 	Objects, ObjectsDone int
 	Rows, RowsDone       int64
-	// RowsPerSecond is RowsDone over Elapsed; ETA the time the rows left
-	// take at that rate (0 when unknown, and in the steps after loading).
+	// RowsPerSecond is RowsDone over the time until the last of them was
+	// done (the loading or publishing rate, kept through the later steps);
+	// ETA the time the rows left take at that rate (0 when unknown, and in
+	// the steps after loading).
 	RowsPerSecond float64
 	ETA           time.Duration
 	Elapsed       time.Duration
@@ -25,10 +27,11 @@ type ReplayProgress struct {
 // replayProgress computes and reports ReplayProgress; with a nil fn it
 // does nothing.
 type replayProgress struct {
-	fn    func(ReplayProgress)
-	start time.Time
-	last  time.Time
-	p     ReplayProgress
+	fn     func(ReplayProgress)
+	start  time.Time
+	last   time.Time
+	rowsAt time.Time // when RowsDone last grew
+	p      ReplayProgress
 }
 
 func newReplayProgress(fn func(ReplayProgress), table string) *replayProgress {
@@ -51,8 +54,11 @@ func (r *replayProgress) step(step string, objects int, rows int64) {
 	r.p.Step, r.p.ObjectsDone, r.p.RowsDone = step, r.p.ObjectsDone+objects, r.p.RowsDone+rows
 	r.p.Done = step == "done"
 	r.p.Elapsed = time.Since(r.start)
+	if rows > 0 || r.rowsAt.IsZero() {
+		r.rowsAt = time.Now()
+	}
 	r.p.RowsPerSecond, r.p.ETA = 0, 0
-	if s := r.p.Elapsed.Seconds(); s > 0 {
+	if s := r.rowsAt.Sub(r.start).Seconds(); s > 0 {
 		r.p.RowsPerSecond = float64(r.p.RowsDone) / s
 	}
 	if (step == "loading" || step == "publishing") && r.p.RowsPerSecond > 0 && r.p.Rows > r.p.RowsDone {
@@ -69,6 +75,9 @@ func (r *replayProgress) read(objects int, rows int64) {
 	}
 	if time.Since(r.last) < 500*time.Millisecond {
 		r.p.ObjectsDone, r.p.RowsDone = r.p.ObjectsDone+objects, r.p.RowsDone+rows
+		if rows > 0 {
+			r.rowsAt = time.Now()
+		}
 		return
 	}
 	r.step("publishing", objects, rows)
