@@ -85,20 +85,25 @@ func (t *table) addMarker(m *pubsub.Message, mk *schema.Marker) {
 	t.kickLoadLocked()
 }
 
-// flushedGen notes that flush gen is written and moves the markers waiting
-// for it on to wait for a load.
-func (t *table) flushedGen(gen uint64) {
+// flushedGen notes that flush gen is over and moves the markers waiting
+// for it on to wait for a load; if it did not write (and ack) every change
+// (written false), those markers are nacked instead: they come again after
+// the changes, which are redelivered.
+func (t *table) flushedGen(gen uint64, written bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.flushDone = gen
 	kept := t.markers[:0]
 	moved := false
 	for _, p := range t.markers {
-		if p.gen <= gen {
+		switch {
+		case p.gen > gen:
+			kept = append(kept, p)
+		case written:
 			t.loadWait = append(t.loadWait, p)
 			moved = true
-		} else {
-			kept = append(kept, p)
+		default:
+			p.msg.Nack()
 		}
 	}
 	t.markers = kept

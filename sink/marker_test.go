@@ -67,7 +67,7 @@ func TestMarkerWaitsForItsFlush(t *testing.T) {
 		t.Fatalf("during a flush: markers %+v", tb.markers)
 	}
 	tb.pending["obj"] = true // the flush wrote an object: load at the next interval, not at once
-	tb.flushedGen(gen)
+	tb.flushedGen(gen, true)
 	if len(tb.markers) != 0 || len(tb.loadWait) != 2 || len(tb.loadKick) != 0 {
 		t.Fatalf("after the flush: markers %d, loadWait %d, kicked %d", len(tb.markers), len(tb.loadWait), len(tb.loadKick))
 	}
@@ -75,6 +75,16 @@ func TestMarkerWaitsForItsFlush(t *testing.T) {
 	tb.returnLoadWait(w) // a failed round: they wait for the next
 	if len(tb.loadWait) != 2 {
 		t.Fatalf("after a failed round: loadWait %d", len(tb.loadWait))
+	}
+
+	// A flush that did not write its changes: the markers behind it are
+	// nacked, not recorded.
+	tb.add(received{msg: &pubsub.Message{OrderingKey: "public.orders/1", Data: []byte("y")}, ev: &schema.Event{Op: "c"}})
+	tb.addMarker(&pubsub.Message{OrderingKey: "public.orders/1"}, mk(1))
+	_, _, gen = tb.take(true)
+	tb.flushedGen(gen, false)
+	if len(tb.markers) != 0 || len(tb.loadWait) != 2 {
+		t.Fatalf("after a failed flush: markers %d, loadWait %d", len(tb.markers), len(tb.loadWait))
 	}
 
 	// Behind a change nacked on its key: nacked, once.

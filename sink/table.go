@@ -151,10 +151,7 @@ func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
 		}
 		buf, acks, gen := t.take(force)
 		if len(buf) > 0 {
-			t.flush(ctx, buf)
-			if ctx.Err() == nil {
-				t.flushedGen(gen)
-			}
+			t.flushedGen(gen, t.flush(ctx, buf) && ctx.Err() == nil)
 		}
 		for _, m := range acks {
 			m.Ack()
@@ -166,8 +163,9 @@ func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
 }
 
 // flush writes buf, one object per schema version, and acks each message
-// once the object holding it is written and marked for loading.
-func (t *table) flush(ctx context.Context, buf []received) {
+// once the object holding it is written and marked for loading. It reports
+// whether every message was written (or dead-lettered) and acked.
+func (t *table) flush(ctx context.Context, buf []received) bool {
 	var order []uint64
 	groups := map[uint64][]received{}
 	for _, r := range buf {
@@ -187,12 +185,13 @@ func (t *table) flush(ctx context.Context, buf []received) {
 			}
 		}
 		if err != nil {
-			return // stopping: the messages are redelivered
+			return false // stopping: the messages are redelivered
 		}
 		for _, r := range g {
 			r.msg.Ack()
 		}
 	}
+	return true
 }
 
 // writeGroup writes the events of one schema version as one object, never
