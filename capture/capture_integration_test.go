@@ -31,9 +31,10 @@ func TestMain(m *testing.M) {
 }
 
 type received struct {
-	msg   *pubsub.Message
-	event *schema.Event
-	es    *schema.EventSchema
+	msg    *pubsub.Message
+	event  *schema.Event
+	es     *schema.EventSchema
+	marker *schema.Marker // a marker message instead of a change
 }
 
 // harness is one capture pipeline against the shared stack with its own
@@ -97,6 +98,17 @@ func newHarness(t testing.TB, name string, tables []capture.TableName, ddl ...st
 	s := ps.Subscriber(sub)
 	s.ReceiveSettings.NumGoroutines = 8
 	go s.Receive(rctx, func(ctx context.Context, m *pubsub.Message) {
+		if schema.IsMarker(m.Data) {
+			mk, err := schema.DecodeMarker(m.Data)
+			if err != nil {
+				t.Errorf("decoding marker %v: %v", m.Attributes, err)
+			}
+			h.mu.Lock()
+			h.got = append(h.got, received{msg: m, marker: mk})
+			h.mu.Unlock()
+			m.Ack()
+			return
+		}
 		ev, es, err := h.store.Decode(ctx, m.Data)
 		if err != nil {
 			t.Errorf("decoding message %v: %v", m.Attributes, err)

@@ -49,6 +49,8 @@ type encoder struct {
 	// The commit_lsn attribute of the transaction seen last.
 	lsn     pglogrepl.LSN
 	lsnText string
+	// markerStored is set once the marker schema is in the store.
+	markerStored bool
 }
 
 func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {

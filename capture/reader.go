@@ -70,7 +70,8 @@ func (r *reader) pluginArgs() ([]string, error) {
 	var major int
 	if _, err := fmt.Sscanf(version, "%d", &major); err == nil && major >= 14 {
 		// Streaming sends large in-progress transactions in chunks, spilled to disk here until commit.
-		args = []string{"proto_version '2'", "publication_names '" + escapeLiteral(r.c.cfg.Publication) + "'", "streaming 'on'"}
+		// messages: logical decoding messages, for markers (see logicalMessage).
+		args = []string{"proto_version '2'", "publication_names '" + escapeLiteral(r.c.cfg.Publication) + "'", "streaming 'on'", "messages 'true'"}
 	}
 	return args, nil
 }
@@ -291,8 +292,12 @@ func (r *reader) change(ctx context.Context, walStart pglogrepl.LSN, msg pglogre
 				return err
 			}
 		}
+	case *pglogrepl.LogicalDecodingMessageV2:
+		return r.logicalMessage(ctx, &m.LogicalDecodingMessage)
+	case *pglogrepl.LogicalDecodingMessage:
+		return r.logicalMessage(ctx, m)
 	}
-	// Type, origin and logical decoding messages carry no row change.
+	// Type and origin messages carry no row change.
 	return nil
 }
 

@@ -44,4 +44,11 @@
 // objects alone (a commit LSN or time range, into the live dataset or
 // another), aside, then swapped in with one transaction; it reads no
 // bookkeeping and writes none.
+//
+// A marker message (docs/events.md, "Markers") is not buffered as a row: it
+// waits for the flush of what its table had buffered before it, then for
+// the next load round to succeed, and is then recorded under
+// <prefix>/_sink/markers/ (Layout.MarkerRecord) and acked — so a record
+// means every change received before it on its ordering key is applied to
+// the current state. tributary verify waits for these records.
 package sink

@@ -59,6 +59,8 @@ func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
 			return
 		case <-tick.C:
 			t.loadPending(ctx)
+		case <-t.loadKick:
+			t.loadPending(ctx)
 		}
 	}
 }
@@ -66,12 +68,21 @@ func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
 // loadPending finishes the loads whose manifests exist, then loads the
 // objects still marked pending. Failures are logged and left for the next
 // round (Retryable) or dead-lettered (otherwise).
+//
+// Markers whose changes were written before the round starts are recorded
+// when it succeeds: every object written by then was loaded and applied.
 func (t *table) loadPending(ctx context.Context) {
 	s := t.s
-	if err := t.loadOnce(ctx); err != nil && ctx.Err() == nil {
-		t.countError(err)
-		s.log.Warn("loading into BigQuery", "table", t.key, "class", Classify(err), "err", err)
+	waiting := t.takeLoadWait()
+	if err := t.loadOnce(ctx); err != nil {
+		t.returnLoadWait(waiting)
+		if ctx.Err() == nil {
+			t.countError(err)
+			s.log.Warn("loading into BigQuery", "table", t.key, "class", Classify(err), "err", err)
+		}
+		return
 	}
+	t.recordMarkers(ctx, waiting)
 }
 
 func (t *table) loadOnce(ctx context.Context) error {

@@ -95,6 +95,9 @@ type ReplayOptions struct {
 	// Into is the BigQuery dataset rebuilt (created when absent); default
 	// Config.Dataset, the live one.
 	Into string
+	// Progress, when set, is called as the replay goes: after the objects
+	// are selected, after each load job and at each later step.
+	Progress func(ReplayProgress)
 }
 
 // ReplayResult summarises a replay.
@@ -357,6 +360,13 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 	}
 	res.Objects, res.SchemaVersions = len(objs), len(order)
 	log.Info("replay: objects selected", "table", r.key, "objects", len(objs), "schema_versions", len(order), "into", r.opts.Into)
+	prog := newReplayProgress(r.opts.Progress, r.key.String())
+	prog.selected(objs)
+	prog.step("loading", 0, 0)
+	rowsOf := map[string]int64{}
+	for _, o := range objs {
+		rowsOf[o.Name] = o.Rows
+	}
 
 	if err := r.ensureDataset(ctx); err != nil {
 		return nil, err
@@ -413,6 +423,11 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 				return nil, err
 			}
 			log.Info("replay: loaded", "table", r.key, "objects", n, "schema_fingerprint", fp)
+			var rows int64
+			for _, o := range g[:n] {
+				rows += rowsOf[o]
+			}
+			prog.step("loading", n, rows)
 			g = g[n:]
 		}
 	}
@@ -436,6 +451,7 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 		}
 		res.RowsKept, res.ChangelogRows = total-res.ChangelogRows, total
 	}
+	prog.step("applying", 0, 0)
 	if err := s.apply(ctx, st, 0, math.MaxInt64); err != nil {
 		return nil, err
 	}
@@ -443,11 +459,16 @@ func (r *replay) run(ctx context.Context) (*ReplayResult, error) {
 		return nil, err
 	}
 	log.Info("replay: rebuilt aside", "table", r.key, "changelog_rows", res.ChangelogRows, "current_rows", res.CurrentRows)
+	prog.step("swapping", 0, 0)
 	if err := r.swap(ctx); err != nil {
 		return nil, err
 	}
 	log.Info("replay: swapped in", "table", r.key, "dataset", r.opts.Into)
-	return res, r.dropAside(ctx)
+	if err := r.dropAside(ctx); err != nil {
+		return nil, err
+	}
+	prog.step("done", 0, 0)
+	return res, nil
 }
 
 // objects lists the table's data objects and selects those of the range.

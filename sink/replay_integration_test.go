@@ -159,12 +159,15 @@ func TestIntegrationReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opts := ReplayOptions{Schema: "public", Table: "replayed"}
+	var reports []ReplayProgress
+	opts := ReplayOptions{Schema: "public", Table: "replayed", Progress: func(r ReplayProgress) { reports = append(reports, r) }}
 	full, err := Replay(ctx, p.cfg, p.gcs, p.bq, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.Progress = nil
 	t.Logf("replay: %+v", full)
+	checkProgress(t, reports, []string{"loading", "applying", "swapping", "done"}, full.Objects, full.RowsRead)
 	p.mustVerify("replayed", stack.Dataset)
 	if full.SchemaVersions < 2 || full.RowsRead != int64(records) || full.ChangelogRows != int64(records) {
 		t.Errorf("replay result %+v; want 2 schema versions or more and %d rows (the records on GCS)", full, records)
@@ -358,11 +361,14 @@ func TestIntegrationReplayToTopic(t *testing.T) {
 
 	topic := name + "_out"
 	replayed := p.collect(p.orderedSubscription(topic, topic))
-	res, err := ReplayToTopic(ctx, p.cfg, p.ps, p.gcs, TopicReplayOptions{Schema: "public", Table: "Pair Keys", Topic: topic})
+	var reports []ReplayProgress
+	res, err := ReplayToTopic(ctx, p.cfg, p.ps, p.gcs, TopicReplayOptions{Schema: "public", Table: "Pair Keys", Topic: topic,
+		Progress: func(r ReplayProgress) { reports = append(reports, r) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("replay --to-topic: %+v", res)
+	checkProgress(t, reports, []string{"publishing", "done"}, res.Objects, changes+dupRows)
 	if res.Events != changes || res.Messages != changes || res.Duplicates != dupRows || res.Objects != len(objs)+1 {
 		t.Errorf("replay result %+v; want %d objects, %d events and messages, %d duplicates", res, len(objs)+1, changes, dupRows)
 	}
@@ -528,4 +534,29 @@ func renderAvro(v any) string {
 		}
 	}
 	return render([]any{v})
+}
+
+// checkProgress checks a replay's progress reports: the steps in order,
+// objects and rows never going back, and the last report done with every
+// object and row.
+func checkProgress(t *testing.T, reports []ReplayProgress, steps []string, objects int, rows int64) {
+	t.Helper()
+	var seen []string
+	var prev ReplayProgress
+	for _, r := range reports {
+		if len(seen) == 0 || seen[len(seen)-1] != r.Step {
+			seen = append(seen, r.Step)
+		}
+		if r.ObjectsDone < prev.ObjectsDone || r.RowsDone < prev.RowsDone || r.Objects != objects || r.Rows != rows {
+			t.Errorf("progress %+v after %+v; want totals %d objects, %d rows", r, prev, objects, rows)
+		}
+		prev = r
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(steps) {
+		t.Errorf("progress steps %v, want %v", seen, steps)
+	}
+	if !prev.Done || prev.ObjectsDone != objects || prev.RowsDone != rows {
+		t.Errorf("last progress %+v; want done with %d objects and %d rows", prev, objects, rows)
+	}
+	t.Logf("%d progress reports; last %+v", len(reports), prev)
 }

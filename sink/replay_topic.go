@@ -44,6 +44,9 @@ type TopicReplayOptions struct {
 	// MaxOutstandingBytes bounds the bytes handed to the publisher and not
 	// yet confirmed (flow control blocks beyond it); default 64 MiB.
 	MaxOutstandingBytes int
+	// Progress, when set, is called as records are read (at most twice a
+	// second) and once done.
+	Progress func(ReplayProgress)
 }
 
 // TopicReplayResult summarises a replay to a topic.
@@ -165,7 +168,10 @@ func (r *topicReplay) run(ctx context.Context) (*TopicReplayResult, error) {
 			}
 		}
 	}()
-	err = r.publishAll(pctx, pub, objs, res, results)
+	prog := newReplayProgress(r.opts.Progress, r.key.String())
+	prog.selected(objs)
+	prog.step("publishing", 0, 0)
+	err = r.publishAll(pctx, pub, objs, res, results, prog)
 	close(results)
 	checked.Wait()
 	pub.Stop()
@@ -176,6 +182,7 @@ func (r *topicReplay) run(ctx context.Context) (*TopicReplayResult, error) {
 		return nil, err
 	}
 	log.Info("replay: published", "table", r.key, "topic", r.topic, "events", res.Events, "messages", res.Messages, "duplicates", res.Duplicates)
+	prog.step("done", 0, 0)
 	return res, nil
 }
 
@@ -201,7 +208,7 @@ func (r *topicReplay) ensureTopic(ctx context.Context) error {
 
 // publishAll merges the objects' records by (commit_lsn, seq) and publishes
 // each change in the range once.
-func (r *topicReplay) publishAll(ctx context.Context, pub *pubsub.Publisher, objs []ReplayObject, res *TopicReplayResult, results chan<- pendingPublish) error {
+func (r *topicReplay) publishAll(ctx context.Context, pub *pubsub.Publisher, objs []ReplayObject, res *TopicReplayResult, results chan<- pendingPublish, prog *replayProgress) error {
 	tableAttr := schema.QuoteIdent(r.key.Schema) + "." + schema.QuoteIdent(r.key.Table)
 	m := &objectMerge{}
 	defer m.close()
@@ -232,8 +239,10 @@ func (r *topicReplay) publishAll(ctx context.Context, pub *pubsub.Publisher, obj
 		if c.rec == nil {
 			heap.Pop(m)
 			c.close()
+			prog.read(1, 1)
 		} else {
 			heap.Fix(m, 0)
+			prog.read(0, 1)
 		}
 		ev, err := replayEvent(c.cl, rec, r.key)
 		if err != nil {

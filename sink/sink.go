@@ -186,6 +186,10 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 		m.Nack()
 		return
 	}
+	if schema.IsMarker(m.Data) {
+		s.receiveMarker(ctx, m)
+		return
+	}
 	ev, es, err := s.store.Decode(ctx, m.Data)
 	if err != nil && Classify(err) == Retryable {
 		m.Nack() // the schema store was unreachable: try again later

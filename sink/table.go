@@ -56,11 +56,21 @@ type table struct {
 	label string // k.String(), the metrics' table label
 	stats tableStats
 	kick  chan struct{}
+
+	// Markers (marker.go): flushTaken counts the buffers taken for
+	// writing, flushDone the last one written; a marker waits in markers
+	// for its flush, then in loadWait for a load round.
+	nacked     map[string]bool // ordering keys with a nacked change
+	flushTaken uint64
+	flushDone  uint64
+	markers    []pendingMarker
+	loadWait   []pendingMarker
+	loadKick   chan struct{}
 }
 
 func newTable(s *Sink, k tableKey) *table {
 	t := &table{s: s, key: k, label: k.String(), truncates: map[string]bool{}, pending: map[string]bool{}, errCounts: map[string]int64{},
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), nacked: map[string]bool{}, loadKick: make(chan struct{}, 1)}
 	return t
 }
 
@@ -71,6 +81,7 @@ func (t *table) add(r received) {
 	defer t.mu.Unlock()
 	cfg := &t.s.cfg
 	if t.failing && (len(t.buf) >= 2*cfg.FlushRows || t.bytes >= 2*cfg.FlushBytes) {
+		t.nacked[r.msg.OrderingKey] = true
 		r.msg.Nack()
 		return
 	}
@@ -98,8 +109,9 @@ func (t *table) add(r received) {
 	}
 }
 
-// take empties the buffer if it is due (or if force).
-func (t *table) take(force bool) ([]received, []*pubsub.Message) {
+// take empties the buffer if it is due (or if force); gen numbers a
+// non-empty buffer taken.
+func (t *table) take(force bool) (buf []received, acks []*pubsub.Message, gen uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cfg := &t.s.cfg
@@ -108,13 +120,17 @@ func (t *table) take(force bool) ([]received, []*pubsub.Message) {
 		if len(t.buf) == 0 && len(t.dupAcks) > 0 {
 			acks := t.dupAcks
 			t.dupAcks = nil
-			return nil, acks
+			return nil, acks, 0
 		}
-		return nil, nil
+		return nil, nil, 0
 	}
-	buf, acks := t.buf, t.dupAcks
+	buf, acks = t.buf, t.dupAcks
 	t.buf, t.dupAcks, t.bytes = nil, nil, 0
-	return buf, acks
+	if len(buf) > 0 {
+		t.flushTaken++
+		gen = t.flushTaken
+	}
+	return buf, acks, gen
 }
 
 // flushLoop writes the buffer when it is due, until ctx ends (an abrupt
@@ -133,9 +149,9 @@ func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
 		case <-t.kick:
 		case <-tick.C:
 		}
-		buf, acks := t.take(force)
+		buf, acks, gen := t.take(force)
 		if len(buf) > 0 {
-			t.flush(ctx, buf)
+			t.flushedGen(gen, t.flush(ctx, buf) && ctx.Err() == nil)
 		}
 		for _, m := range acks {
 			m.Ack()
@@ -147,8 +163,9 @@ func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
 }
 
 // flush writes buf, one object per schema version, and acks each message
-// once the object holding it is written and marked for loading.
-func (t *table) flush(ctx context.Context, buf []received) {
+// once the object holding it is written and marked for loading. It reports
+// whether every message was written (or dead-lettered) and acked.
+func (t *table) flush(ctx context.Context, buf []received) bool {
 	var order []uint64
 	groups := map[uint64][]received{}
 	for _, r := range buf {
@@ -168,12 +185,13 @@ func (t *table) flush(ctx context.Context, buf []received) {
 			}
 		}
 		if err != nil {
-			return // stopping: the messages are redelivered
+			return false // stopping: the messages are redelivered
 		}
 		for _, r := range g {
 			r.msg.Ack()
 		}
 	}
+	return true
 }
 
 // writeGroup writes the events of one schema version as one object, never

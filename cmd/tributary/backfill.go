@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -78,23 +76,13 @@ func runBackfill(ctx context.Context, cfg *config.Config, o backfillOptions, out
 	}
 	defer gcs.Close()
 	log := loggerFor(cfg)
-	term := isTerminal(errOut)
-	var lastLine time.Time
+	display := newProgressDisplay(errOut, log, "backfill progress")
 	sum, err := backfill.Run(ctx, cfg.Postgres.URL.Reveal(), gcs, backfill.Options{
 		Schema: t.Schema, Table: t.Name, Where: o.where, ChunkRows: o.chunkRows, Parallel: o.parallel, RunID: o.runID,
 		Bucket: cfg.GCS.Bucket, Prefix: cfg.GCS.Prefix, Database: db, Logger: log,
 		Progress: func(p backfill.Progress) {
-			switch {
-			case term:
-				fmt.Fprintf(errOut, "\r%s", progressBar(p))
-				if p.Done {
-					fmt.Fprintln(errOut)
-				}
-			case p.Done || time.Since(lastLine) >= 10*time.Second:
-				lastLine = time.Now()
-				log.Info("backfill progress", "table", t.String(), "run", p.RunID, "rows", p.Rows, "chunks", p.Chunks,
-					"rows_per_second", int64(p.RowsPerSecond), "eta", p.ETA.Round(time.Second).String(), "done", p.Done)
-			}
+			display.show(backfillLine(p), p.Done, "table", t.String(), "run", p.RunID, "rows", p.Rows, "chunks", p.Chunks,
+				"rows_per_second", int64(p.RowsPerSecond), "eta", p.ETA.Round(time.Second).String(), "done", p.Done)
 		},
 	})
 	if err != nil {
@@ -115,33 +103,10 @@ func runBackfill(ctx context.Context, cfg *config.Config, o backfillOptions, out
 	return nil
 }
 
-// progressBar renders one line: a bar when the total is estimated, rows,
+// backfillLine renders one line: a bar when the total is estimated, rows,
 // rate and time left.
-func progressBar(p backfill.Progress) string {
-	const width = 30
-	bar := ""
-	if p.EstimatedRows > 0 {
-		done := min(width, int(float64(width)*float64(p.Rows)/float64(p.EstimatedRows)))
-		bar = "[" + strings.Repeat("=", done) + strings.Repeat(" ", width-done) + "] "
-	}
-	eta := "?"
-	if p.ETA > 0 {
-		eta = p.ETA.Round(time.Second).String()
-	}
-	if p.Done {
-		eta = "done"
-	}
-	return fmt.Sprintf("%s.%s %s%d rows  %.0f rows/s  %s   ", p.Schema, p.Table, bar, p.Rows, p.RowsPerSecond, eta)
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+func backfillLine(p backfill.Progress) string {
+	return fmt.Sprintf("%s.%s %s%d rows  %.0f rows/s  %s   ", p.Schema, p.Table, progressBar(p.Rows, p.EstimatedRows), p.Rows, p.RowsPerSecond, etaText(p.ETA, p.Done))
 }
 
 // waitLoaded waits until none of objects waits for a load: no pending marker

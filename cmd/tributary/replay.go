@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,6 +49,9 @@ order on an ordered subscription) but not equal to the live topic's keys. A trun
 published on every key. Create the consumer's subscription, with message ordering, before
 replaying. --to-topic and --into exclude each other; BigQuery is not touched.
 
+Progress (objects and rows done of the total, rows/s, time left) is a line redrawn on a
+terminal, a log line every 10 s otherwise.
+
 Exit status: 0 rebuilt or published, 2 error.`,
 		Args: cobra.NoArgs,
 	}
@@ -68,9 +73,9 @@ Exit status: 0 rebuilt or published, 2 error.`,
 			return &exitError{code: 2, err: err}
 		}
 		if toTopic != "" {
-			err = runReplayToTopic(cmd.Context(), cfg, opts, toTopic, asJSON, cmd.OutOrStdout())
+			err = runReplayToTopic(cmd.Context(), cfg, opts, toTopic, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		} else {
-			err = runReplay(cmd.Context(), cfg, opts, asJSON, cmd.OutOrStdout())
+			err = runReplay(cmd.Context(), cfg, opts, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}
 		if err != nil {
 			return &exitError{code: 2, err: err}
@@ -99,7 +104,7 @@ func replayOptions(table, from, to, into string) (sink.ReplayOptions, error) {
 	return opts, nil
 }
 
-func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions, asJSON bool, out io.Writer) error {
+func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions, asJSON bool, out, errOut io.Writer) error {
 	db, err := databaseName(cfg)
 	if err != nil {
 		return err
@@ -114,6 +119,7 @@ func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions,
 	}
 	defer clients.Close()
 	gcs, bq := clients.Storage, clients.BigQuery
+	opts.Progress = replayProgress(errOut, scfg.Logger)
 	res, err := sink.Replay(ctx, scfg, gcs, bq, opts)
 	if err != nil {
 		return err
@@ -127,7 +133,7 @@ func runReplay(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions,
 }
 
 // runReplayToTopic re-publishes the table's changes to a topic.
-func runReplayToTopic(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions, topic string, asJSON bool, out io.Writer) error {
+func runReplayToTopic(ctx context.Context, cfg *config.Config, opts sink.ReplayOptions, topic string, asJSON bool, out, errOut io.Writer) error {
 	db, err := databaseName(cfg)
 	if err != nil {
 		return err
@@ -143,6 +149,7 @@ func runReplayToTopic(ctx context.Context, cfg *config.Config, opts sink.ReplayO
 	defer clients.Close()
 	res, err := sink.ReplayToTopic(ctx, scfg, clients.PubSub, clients.Storage, sink.TopicReplayOptions{
 		Schema: opts.Schema, Table: opts.Table, From: opts.From, To: opts.To, Topic: topic,
+		Progress: replayProgress(errOut, scfg.Logger),
 	})
 	if err != nil {
 		return err
@@ -153,4 +160,20 @@ func runReplayToTopic(ctx context.Context, cfg *config.Config, opts sink.ReplayO
 	fmt.Fprintf(out, "%s: %d objects → %s: %d events published (%d messages), %d duplicates dropped, in %.1fs\n",
 		res.Table, res.Objects, res.Topic, res.Events, res.Messages, res.Duplicates, res.Seconds)
 	return nil
+}
+
+// replayProgress shows a replay's progress on errOut.
+func replayProgress(errOut io.Writer, log *slog.Logger) func(sink.ReplayProgress) {
+	display := newProgressDisplay(errOut, log, "replay progress")
+	return func(p sink.ReplayProgress) {
+		display.show(replayLine(p), p.Done, "table", p.Table, "step", p.Step, "objects", p.ObjectsDone, "objects_total", p.Objects,
+			"rows", p.RowsDone, "rows_total", p.Rows, "rows_per_second", int64(p.RowsPerSecond), "eta", p.ETA.Round(time.Second).String(), "done", p.Done)
+	}
+}
+
+// replayLine renders one line: step, a bar of rows done, objects and rows
+// done of the total, rate and time left.
+func replayLine(p sink.ReplayProgress) string {
+	return fmt.Sprintf("%s %-10s %s%d/%d objects  %d/%d rows  %.0f rows/s  %s   ",
+		p.Table, p.Step, progressBar(p.RowsDone, p.Rows), p.ObjectsDone, p.Objects, p.RowsDone, p.Rows, p.RowsPerSecond, etaText(p.ETA, p.Done))
 }

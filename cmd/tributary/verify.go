@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
@@ -15,11 +16,13 @@ import (
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/sink"
 )
 
 func newVerifyCmd() *cobra.Command {
 	var table string
-	var asJSON bool
+	var asJSON, noWait bool
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Compare Postgres with BigQuery's current state",
@@ -28,19 +31,34 @@ BigQuery, row for row in canonical form: counts and digests per key bucket, then
 keys and columns of the buckets that differ. It lists every discrepancy (missing, extra,
 different). Exit status: 0 equal, 1 different, 2 error.
 
-It compares the two sides as they are when it reads them: run it when the pipeline has
-caught up (capture's /healthz lag, the sink's last load).`,
+First it writes a marker through the WAL (a transactional logical decoding message naming
+the tables) and waits until the pipeline has applied it: capture publishes the marker on
+every ordering key of each table, and the sink records it per key once every change before
+it is loaded and applied to the current state. Then BigQuery holds every change committed
+before verify started, and the comparison begins. Changes committed while verify runs may
+show as differences: compare when writes to the tables have paused for an exact answer.
+--wait-timeout bounds the wait (exit 2 naming the tables and ordering-key buckets not yet
+recorded); --no-wait compares the two sides as they are at once. Markers need Postgres 14
+or later.`,
 		Args: cobra.NoArgs,
 	}
 	flags := config.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&table, "table", "", "only this table (schema.table)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as one JSON object")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "compare at once, without a marker")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 10*time.Minute, "longest wait for the pipeline to apply the marker")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.Load()
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
-		equal, err := runVerify(cmd.Context(), cfg, table, asJSON, cmd.OutOrStdout())
+		if !noWait && waitTimeout <= 0 {
+			return &exitError{code: 2, err: fmt.Errorf("--wait-timeout %s: want a positive duration (or --no-wait)", waitTimeout)}
+		}
+		if noWait {
+			waitTimeout = 0
+		}
+		equal, err := runVerify(cmd.Context(), cfg, table, waitTimeout, asJSON, cmd.OutOrStdout())
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}
@@ -52,7 +70,9 @@ caught up (capture's /healthz lag, the sink's last load).`,
 	return cmd
 }
 
-func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool, out io.Writer) (bool, error) {
+// runVerify compares the tables; with wait > 0 it first waits, at most that
+// long, until the pipeline has applied a marker written now.
+func runVerify(ctx context.Context, cfg *config.Config, only string, wait time.Duration, asJSON bool, out io.Writer) (bool, error) {
 	pcfg, err := schema.ConnConfig(cfg.Postgres.URL.Reveal())
 	if err != nil {
 		return false, fmt.Errorf("parsing postgres.url failed: check the connection string's syntax")
@@ -81,6 +101,12 @@ func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool
 	if err != nil {
 		return false, err
 	}
+	var mark *markerReport
+	if wait > 0 {
+		if mark, err = waitForMarker(ctx, cfg, conn, tables, wait); err != nil {
+			return false, err
+		}
+	}
 	var results []*verify.Result
 	equal := true
 	for _, t := range tables {
@@ -92,7 +118,14 @@ func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool
 		equal = equal && res.Equal()
 	}
 	if asJSON {
-		return equal, json.NewEncoder(out).Encode(map[string]any{"equal": equal, "tables": results})
+		doc := map[string]any{"equal": equal, "tables": results}
+		if mark != nil {
+			doc["marker"] = mark
+		}
+		return equal, json.NewEncoder(out).Encode(doc)
+	}
+	if mark != nil {
+		fmt.Fprintf(out, "marker %s at %s applied by the pipeline after %.1fs\n", mark.ID, mark.LSN, mark.WaitedSeconds)
 	}
 	for _, r := range results {
 		state := "equal"
@@ -110,6 +143,59 @@ func runVerify(ctx context.Context, cfg *config.Config, only string, asJSON bool
 		}
 	}
 	return equal, nil
+}
+
+// markerReport is the marker verify waited for, as reported.
+type markerReport struct {
+	*verify.Point
+	WaitedSeconds float64 `json:"waited_seconds"`
+}
+
+// MarshalJSON keeps the Point's own fields (its LSN in text form).
+func (m *markerReport) MarshalJSON() ([]byte, error) {
+	p, err := json.Marshal(m.Point)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(p, &doc); err != nil {
+		return nil, err
+	}
+	doc["waited_seconds"] = m.WaitedSeconds
+	return json.Marshal(doc)
+}
+
+// waitForMarker writes a marker for tables and waits until the sink has
+// recorded it on every ordering key bucket of each.
+func waitForMarker(ctx context.Context, cfg *config.Config, conn *pgx.Conn, tables []config.TableName, wait time.Duration) (*markerReport, error) {
+	db, err := databaseName(cfg)
+	if err != nil {
+		return nil, err
+	}
+	gcs, err := gcp.Storage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer gcs.Close()
+	marked := make([]schema.MarkerTable, len(tables))
+	for i, t := range tables {
+		marked[i] = schema.MarkerTable{Schema: t.Schema, Table: t.Name}
+	}
+	p, err := verify.WriteMarker(ctx, conn, marked, cfg.PubSub.OrderingBuckets)
+	if err != nil {
+		return nil, err
+	}
+	log := loggerFor(cfg)
+	log.Info("waiting for the pipeline to apply a marker", "marker", p.ID, "lsn", p.LSN.String(), "tables", len(tables), "timeout", wait.String())
+	rec := verify.Records{Bucket: gcs.Bucket(cfg.GCS.Bucket), Layout: sink.Layout{Prefix: cfg.GCS.Prefix, Database: db}}
+	waited, err := rec.Wait(ctx, p, wait, 500*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.Remove(ctx, p); err != nil {
+		log.Warn("removing the records of a marker", "marker", p.ID, "err", err)
+	}
+	return &markerReport{Point: p, WaitedSeconds: waited.Seconds()}, nil
 }
 
 // verifyTables is --table, else the configured tables, else the tables the
