@@ -49,7 +49,8 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	// A topic without subscriptions: the fake then keeps no messages and its
 	// cost (it runs in this process) stays out of capture's figure.
 	h.cfg.Topic = "drain_bench_nosub"
-	h.cfg.OrderingBuckets = 32 // the default
+	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
+	h.cfg.OrderingBuckets = 32          // the default
 	end := benchInsert(b, h, "drain_rows", 1, rows, 1000)
 	bin := buildTributary(b)
 	b.ResetTimer()
@@ -103,7 +104,8 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	rows := envInt("TRIBUTARY_BENCH_BIG_ROWS", 2000000)
 	bin := buildTributary(b)
 	h := newHarness(b, "big_bench", nil, `CREATE TABLE big_rows (id int PRIMARY KEY, v int NOT NULL)`)
-	h.cfg.Topic = "big_bench_nosub" // no subscription: the in-process fake keeps nothing
+	h.cfg.Topic = "big_bench_nosub"     // no subscription: the in-process fake keeps nothing
+	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
 	cfgPath := h.writeConfig(b, "big_rows")
 	cmd := exec.Command(bin, "capture", "--config", cfgPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
