@@ -69,7 +69,10 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	cfgPath := h.writeConfig(b, "drain_rows")
 	prof := filepath.Join(os.TempDir(), "tributary-capture-drain.pprof")
 	capStart := time.Now()
-	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.standby_timeout=100ms", "--cpuprofile", prof)
+	// No initial snapshot: pg_recvlogical reads only the WAL, so capture
+	// must not also read the table.
+	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.standby_timeout=100ms", "--set", "postgres.initial_snapshot=false",
+		"--cpuprofile", prof)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -107,7 +110,7 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	h.cfg.Topic = "big_bench_nosub"     // no subscription: the in-process fake keeps nothing
 	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
 	cfgPath := h.writeConfig(b, "big_rows")
-	cmd := exec.Command(bin, "capture", "--config", cfgPath)
+	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.initial_snapshot=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -46,6 +46,9 @@ type fedSpec struct {
 	Prefix      string `json:"prefix"`
 	Project     string `json:"project"`
 	Profile     string `json:"profile,omitempty"` // CPU profile of the fed run
+	// HeapProfile is written when FlushRows/2 rows are buffered and none
+	// written yet; the live heap they add is reported per row.
+	HeapProfile string `json:"heap_profile,omitempty"`
 	// MaxOutstandingBytes is the flow-control bound, as `tributary sink`
 	// sets it from the config: max(pubsub.max_outstanding_bytes,
 	// 2 × sink.flush_bytes); the defaults give 128 MiB.
@@ -63,6 +66,8 @@ type fedResult struct {
 	MessageBytes  float64 `json:"mean_message_bytes"`
 	GOMAXPROCS    int     `json:"gomaxprocs"`
 	PeakHeapBytes uint64  `json:"heap_sys_bytes"`
+	// HeapPerRow is the live heap per buffered row (HeapProfile's moment).
+	HeapPerRow float64 `json:"heap_bytes_per_buffered_row,omitempty"`
 }
 
 const fedSpecEnv = "TRIBUTARY_SINK_FED"
@@ -96,12 +101,15 @@ func BenchmarkIntegrationSinkFedPerCore(b *testing.B) {
 func BenchmarkIntegrationSinkBigTransactionRSS(b *testing.B) {
 	rows := envRows("TRIBUTARY_BENCH_BIG_ROWS", 2_000_000)
 	for b.Loop() {
-		res := runFed(b, fedSpec{Rows: rows})
+		heap := filepath.Join(os.TempDir(), "tributary-sink-big.heap.pprof")
+		res := runFed(b, fedSpec{Rows: rows, HeapProfile: heap})
 		b.ReportMetric(float64(res.PeakRSSBytes)/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(res.HeapPerRow, "heap-B/buffered-row")
+		b.ReportMetric(res.MessageBytes, "B/message")
 		b.ReportMetric(res.RowsPerSec, "rows/s")
 		b.ReportMetric(float64(res.Rows), "rows")
-		fmt.Fprintf(os.Stderr, "sink, one transaction of %d rows fed directly: %d objects in %.1f s, peak RSS %.1f MiB (target <= 256), GOMAXPROCS %d\n",
-			res.Rows, res.Objects, res.Seconds, float64(res.PeakRSSBytes)/(1<<20), res.GOMAXPROCS)
+		fmt.Fprintf(os.Stderr, "sink, one transaction of %d rows fed directly: %d objects in %.1f s, peak RSS %.1f MiB (target <= 256), GOMAXPROCS %d; live heap %.0f B per buffered row of %.0f B messages (heap profile %s)\n",
+			res.Rows, res.Objects, res.Seconds, float64(res.PeakRSSBytes)/(1<<20), res.GOMAXPROCS, res.HeapPerRow, res.MessageBytes, heap)
 	}
 }
 
@@ -258,14 +266,24 @@ func feedSink(ctx context.Context, spec fedSpec) (*fedResult, error) {
 	s.mu.Lock()
 	s.workCtx, s.abortWork = workCtx, abort // what Run sets up before receiving
 	s.mu.Unlock()
-	written := func() (rows, objects int64) {
+	fedTableStats := func() *tableStats {
 		s.mu.Lock()
-		t := s.tables[tableKey{"public", "fed_rows"}]
-		s.mu.Unlock()
-		if t == nil {
-			return 0, 0
+		defer s.mu.Unlock()
+		if t := s.tables[tableKey{"public", "fed_rows"}]; t != nil {
+			return &t.stats
 		}
-		return t.stats.rowsWritten.Load(), t.stats.objects.Load()
+		return &tableStats{}
+	}
+	written := func() (rows, objects int64) {
+		st := fedTableStats()
+		return st.rowsWritten.Load(), st.objects.Load()
+	}
+	heapAt := -1
+	var heapBase uint64
+	var heapPerRow float64
+	if spec.HeapProfile != "" {
+		heapAt = s.cfg.FlushRows / 2
+		heapBase = liveHeap()
 	}
 
 	if spec.Profile != "" {
@@ -309,6 +327,24 @@ func feedSink(ctx context.Context, spec fedSpec) (*fedResult, error) {
 		}
 		fedBytes += int64(len(m.Data))
 		msgs <- m
+		if i == heapAt {
+			buffered := fedTableStats().received.Load()
+			if rows, _ := written(); rows > 0 || buffered == 0 {
+				return nil, fmt.Errorf("%d rows written, %d received when the heap was to be profiled", rows, buffered)
+			}
+			heapPerRow = float64(liveHeap()-heapBase) / float64(buffered)
+			f, err := os.Create(spec.HeapProfile)
+			if err != nil {
+				return nil, err
+			}
+			err = pprof.WriteHeapProfile(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
 	close(msgs)
 	wg.Wait()
@@ -331,6 +367,7 @@ func feedSink(ctx context.Context, spec fedSpec) (*fedResult, error) {
 	return &fedResult{
 		Rows: rows, Objects: objects, Seconds: took.Seconds(), RowsPerSec: float64(rows) / took.Seconds(), GoavroPerSec: goavroRate,
 		PeakRSSBytes: hwm, MessageBytes: float64(fedBytes) / float64(spec.Rows), GOMAXPROCS: runtime.GOMAXPROCS(0), PeakHeapBytes: ms.HeapSys,
+		HeapPerRow: heapPerRow,
 	}, nil
 }
 
@@ -361,6 +398,14 @@ func goavroReference(es *schema.EventSchema, msgs []*pubsub.Message) (float64, e
 		}
 	}
 	return float64(len(records)) / time.Since(start).Seconds(), nil
+}
+
+// liveHeap returns the bytes of live heap objects after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // peakRSS reads this process's VmHWM.
