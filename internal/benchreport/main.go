@@ -77,6 +77,11 @@ type Machine struct {
 	Postgres    string `json:"postgres_version"` // of the server the benchmarks ran against
 	Commit      string `json:"commit"`
 	MemoryTotal string `json:"memory_total"`
+	// LoadStart and LoadEnd are /proc/loadavg's 1-minute load average
+	// when the run began and ended: other work on the machine shares its
+	// cores with the benchmarks.
+	LoadStart float64 `json:"load_average_start"`
+	LoadEnd   float64 `json:"load_average_end"`
 }
 
 // Report is the JSON written under the results directory.
@@ -123,6 +128,7 @@ func run(outDir string, bigRows int, only string) error {
 			return fmt.Errorf("-steps: no step %q (steps: %s)", n, stepNames())
 		}
 	}
+	loadStart := loadAverage()
 	rep := Report{Date: time.Now().UTC(), Settings: map[string]string{"TRIBUTARY_BENCH_BIG_ROWS": strconv.Itoa(bigRows)}}
 	env := append(os.Environ(), "TRIBUTARY_BENCH_BIG_ROWS="+strconv.Itoa(bigRows))
 	for _, s := range steps {
@@ -137,10 +143,12 @@ func run(outDir string, bigRows int, only string) error {
 		}
 	}
 	rep.Machine = machine(rep.Results)
+	rep.Machine.LoadStart, rep.Machine.LoadEnd = loadStart, loadAverage()
 	rep.Rows = Build(specs(bigRows), rep.Results)
 
-	fmt.Printf("tributary benchmarks, %s, %d cores (%s), %s, Postgres %s, commit %s\n\n",
-		rep.Date.Format(time.RFC3339), rep.Machine.Cores, rep.Machine.CPU, rep.Machine.GoVersion, rep.Machine.Postgres, rep.Machine.Commit)
+	fmt.Printf("tributary benchmarks, %s, %d cores (%s), load average %.1f at the start and %.1f at the end, %s, Postgres %s, commit %s\n\n",
+		rep.Date.Format(time.RFC3339), rep.Machine.Cores, rep.Machine.CPU, rep.Machine.LoadStart, rep.Machine.LoadEnd,
+		rep.Machine.GoVersion, rep.Machine.Postgres, rep.Machine.Commit)
 	if err := Print(os.Stdout, rep.Rows); err != nil {
 		return err
 	}
@@ -225,6 +233,23 @@ func machine(results []Result) Machine {
 		}
 	}
 	return m
+}
+
+// loadAverage is the 1-minute load average, -1 when unknown.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // PostgresVersion renders server_version_num (150014 → "15.14").
