@@ -117,6 +117,10 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
 	h.waitSlotActive()
+	var session int // the walsender serving capture
+	if err := h.db.QueryRow(context.Background(), "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", h.name).Scan(&session); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	h.exec(fmt.Sprintf(`INSERT INTO big_rows SELECT g, g FROM generate_series(1, %d) g`, rows))
@@ -124,14 +128,22 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	if err := h.db.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan((*lsnText)(&end)); err != nil {
 		b.Fatal(err)
 	}
+	// A new walsender for the slot means capture restarted its session:
+	// the transaction is read again from its start, so fail at once
+	// instead of polling until the test's timeout.
 	for {
 		var confirmed pglogrepl.LSN
-		if err := h.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", h.name).
-			Scan((*lsnText)(&confirmed)); err != nil {
+		var pid *int
+		if err := h.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text, active_pid FROM pg_replication_slots WHERE slot_name = $1", h.name).
+			Scan((*lsnText)(&confirmed), &pid); err != nil {
 			b.Fatal(err)
 		}
 		if confirmed >= end {
 			break
+		}
+		if pid == nil || *pid != session {
+			b.Fatalf("capture's replication session ended after %s with %s of %s confirmed (peak RSS so far %.1f MiB): the %d-row transaction starts again; the server log says why (a replication timeout?)",
+				time.Since(start).Round(time.Second), confirmed, end, float64(vmHWM(b, cmd.Process.Pid))/(1<<20), rows)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
