@@ -152,6 +152,9 @@ func run(outDir string, bigRows int, only string) error {
 	if err := Print(os.Stdout, rep.Rows); err != nil {
 		return err
 	}
+	for _, f := range rep.Failed {
+		fmt.Printf("failed: %s\n", f)
+	}
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
@@ -192,7 +195,7 @@ func runStep(s step, env []string, rawPath string) ([]Result, error) {
 		return nil, fmt.Errorf("parsing the output of %s: %w", s.Pkg, err)
 	}
 	if runErr != nil {
-		return res, fmt.Errorf("go test %s: %w", s.Pkg, runErr)
+		return res, fmt.Errorf("go test %s: %w%s", s.Pkg, runErr, Failures(stdout.String()))
 	}
 	return res, nil
 }

@@ -107,3 +107,24 @@ func parseResult(name, iters, figures string) (Result, error) {
 	}
 	return res, nil
 }
+
+// Failures returns the "--- FAIL" lines of go test output, each with the
+// message line after it, as one string starting with ": ", or "".
+func Failures(out string) string {
+	lines := strings.Split(out, "\n")
+	var fails []string
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "--- FAIL") {
+			continue
+		}
+		f := strings.TrimPrefix(l, "--- FAIL: ")
+		if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "    ") {
+			f += ": " + strings.TrimSpace(lines[i+1])
+		}
+		fails = append(fails, f)
+	}
+	if len(fails) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(fails, "; ")
+}

@@ -162,3 +162,13 @@ func TestTargetMet(t *testing.T) {
 		}
 	}
 }
+
+func TestFailures(t *testing.T) {
+	out := "BenchmarkA-2 1 5 ns/op\n--- FAIL: BenchmarkB\n    b_test.go:9: session ended\nFAIL\n--- FAIL: BenchmarkC\nFAIL\n"
+	if got, want := Failures(out), ": BenchmarkB: b_test.go:9: session ended; BenchmarkC"; got != want {
+		t.Errorf("Failures = %q, want %q", got, want)
+	}
+	if got := Failures("PASS\n"); got != "" {
+		t.Errorf("Failures of a passing run = %q", got)
+	}
+}
