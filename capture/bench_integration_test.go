@@ -49,7 +49,8 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	// A topic without subscriptions: the fake then keeps no messages and its
 	// cost (it runs in this process) stays out of capture's figure.
 	h.cfg.Topic = "drain_bench_nosub"
-	h.cfg.OrderingBuckets = 32 // the default
+	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
+	h.cfg.OrderingBuckets = 32          // the default
 	end := benchInsert(b, h, "drain_rows", 1, rows, 1000)
 	bin := buildTributary(b)
 	b.ResetTimer()
@@ -68,14 +69,14 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	cfgPath := h.writeConfig(b, "drain_rows")
 	prof := filepath.Join(os.TempDir(), "tributary-capture-drain.pprof")
 	capStart := time.Now()
-	// The initial snapshot (on by default) would read the same 200,000 rows
-	// again in the same process: off, so the figure is the stream's alone.
-	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.standby_timeout=100ms", "--set", "postgres.initial_snapshot=false", "--cpuprofile", prof)
+	// No initial snapshot: pg_recvlogical reads only the WAL, so capture
+	// must not also read the table.
+	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.standby_timeout=100ms", "--set", "postgres.initial_snapshot=false",
+		"--cpuprofile", prof)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	openGate(b, h)
 	for {
 		var confirmed pglogrepl.LSN
 		if err := h.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", h.name).
@@ -106,15 +107,20 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	rows := envInt("TRIBUTARY_BENCH_BIG_ROWS", 2000000)
 	bin := buildTributary(b)
 	h := newHarness(b, "big_bench", nil, `CREATE TABLE big_rows (id int PRIMARY KEY, v int NOT NULL)`)
-	h.cfg.Topic = "big_bench_nosub" // no subscription: the in-process fake keeps nothing
+	h.cfg.Topic = "big_bench_nosub"     // no subscription: the in-process fake keeps nothing
+	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
 	cfgPath := h.writeConfig(b, "big_rows")
-	cmd := exec.Command(bin, "capture", "--config", cfgPath)
+	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.initial_snapshot=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	openGate(b, h)
+	h.waitSlotActive()
+	var session int // the walsender serving capture
+	if err := h.db.QueryRow(context.Background(), "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", h.name).Scan(&session); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	h.exec(fmt.Sprintf(`INSERT INTO big_rows SELECT g, g FROM generate_series(1, %d) g`, rows))
@@ -122,14 +128,22 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	if err := h.db.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan((*lsnText)(&end)); err != nil {
 		b.Fatal(err)
 	}
+	// A new walsender for the slot means capture restarted its session:
+	// the transaction is read again from its start, so fail at once
+	// instead of polling until the test's timeout.
 	for {
 		var confirmed pglogrepl.LSN
-		if err := h.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", h.name).
-			Scan((*lsnText)(&confirmed)); err != nil {
+		var pid *int
+		if err := h.db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text, active_pid FROM pg_replication_slots WHERE slot_name = $1", h.name).
+			Scan((*lsnText)(&confirmed), &pid); err != nil {
 			b.Fatal(err)
 		}
 		if confirmed >= end {
 			break
+		}
+		if pid == nil || *pid != session {
+			b.Fatalf("capture's replication session ended after %s with %s of %s confirmed (peak RSS so far %.1f MiB): the %d-row transaction starts again; the server log says why (a replication timeout?)",
+				time.Since(start).Round(time.Second), confirmed, end, float64(vmHWM(b, cmd.Process.Pid))/(1<<20), rows)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

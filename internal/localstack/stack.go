@@ -197,6 +197,12 @@ func (s *Stack) startPubSub() error {
 	return nil
 }
 
+// ClearPubSubMessages drops every message the Pub/Sub fake holds. The fake
+// keeps each published message for inspection, even on a topic without
+// subscriptions, so a benchmark publishing millions calls this to keep the
+// stack's memory bounded; undelivered messages of every subscription go too.
+func (s *Stack) ClearPubSubMessages() { s.pubsub.ClearMessages() }
+
 func (s *Stack) startProxy(ctx context.Context) error {
 	target, err := url.Parse(s.bq.url)
 	if err != nil {
