@@ -102,13 +102,10 @@ func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
 		if ferr := r.failed(); ferr != nil {
 			return ferr
 		}
-		interval := min(time.Second, r.c.cfg.StandbyTimeout)
-		if time.Since(r.lastStatus) >= interval {
-			if err := r.sendStatus(ctx); err != nil {
-				return err
-			}
+		if err := r.keepAlive(ctx); err != nil {
+			return err
 		}
-		deadline := r.lastStatus.Add(interval)
+		deadline := r.lastStatus.Add(r.statusInterval())
 		rctx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := r.conn.ReceiveMessage(rctx)
 		cancel()
@@ -264,7 +261,12 @@ func (r *reader) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMess
 		if err != nil {
 			return fmt.Errorf("parsing spilled pgoutput message %q of transaction %d: %w", data[0], m.Xid, err)
 		}
-		return r.change(ctx, walStart, msg)
+		if err := r.change(ctx, walStart, msg); err != nil {
+			return err
+		}
+		// Publishing a big transaction outlasts wal_sender_timeout: report
+		// meanwhile, or Postgres ends the session and it starts over.
+		return r.keepAlive(ctx)
 	})
 	if err != nil {
 		return err
@@ -372,6 +374,16 @@ func (r *reader) send(ctx context.Context, msg *pubsub.Message) {
 	r.tx.ack.Add(1)
 	res := r.pub.Publish(ctx, msg)
 	r.results <- pending{res: res, key: msg.OrderingKey, tx: r.tx.ack}
+}
+
+func (r *reader) statusInterval() time.Duration { return min(time.Second, r.c.cfg.StandbyTimeout) }
+
+// keepAlive sends a standby status when the last is a status interval old.
+func (r *reader) keepAlive(ctx context.Context) error {
+	if time.Since(r.lastStatus) < r.statusInterval() {
+		return nil
+	}
+	return r.sendStatus(ctx)
 }
 
 // sendStatus reports the confirmed position as flushed (and the newest

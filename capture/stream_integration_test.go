@@ -2,10 +2,15 @@ package capture_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
 )
 
 // With logical_decoding_work_mem at its minimum, Postgres streams big
@@ -56,15 +61,13 @@ func TestIntegrationCaptureStreamedTransactions(t *testing.T) {
 	}
 	h.exec(`INSERT INTO streamed VALUES (9999, 'last')`)
 
-	var streamed int64
-	if err := h.db.QueryRow(ctx, "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1", h.name).Scan(&streamed); err != nil {
-		t.Fatal(err)
-	}
-	if streamed == 0 {
-		t.Fatalf("Postgres streamed no transaction: the test does not exercise streaming")
-	}
-
 	got := distinct(h.waitFor(401, 2*time.Minute))
+	// The walsender reports its statistics now and then, not per transaction.
+	var streamed int64
+	stacktest.WaitUntil(t, "Postgres to count a streamed transaction (else the test does not exercise streaming)", 30*time.Second, func() (bool, error) {
+		err := h.db.QueryRow(ctx, "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = $1", h.name).Scan(&streamed)
+		return streamed > 0, err
+	})
 	ids := map[int]bool{}
 	var commits = map[uint64]int{}
 	for _, r := range got {
@@ -89,4 +92,50 @@ func TestIntegrationCaptureStreamedTransactions(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("spill files left behind: %v", entries)
 	}
+}
+
+// A streamed transaction is published from its spill file after its commit
+// arrives, which takes longer than wal_sender_timeout when it is big: capture
+// keeps reporting its position meanwhile, so Postgres keeps the session and
+// the transaction passes once, without a restart from the slot.
+func TestIntegrationCaptureLongReplayKeepsTheSession(t *testing.T) {
+	h := newHarness(t, "long_replay", nil, `CREATE TABLE long_replay (id int PRIMARY KEY, pad text)`)
+	h.cfg.Tables = nil
+	h.cfg.Schemas = []string{"public"}
+	h.cfg.StandbyTimeout = 100 * time.Millisecond
+	h.exec(`ALTER SYSTEM SET logical_decoding_work_mem = '64kB'`)
+	h.exec(`ALTER SYSTEM SET wal_sender_timeout = '2s'`)
+	h.exec(`SELECT pg_reload_conf()`)
+	t.Cleanup(func() {
+		h.exec(`ALTER SYSTEM RESET logical_decoding_work_mem`)
+		h.exec(`ALTER SYSTEM RESET wal_sender_timeout`)
+		h.exec(`SELECT pg_reload_conf()`)
+	})
+	h.start()
+	defer h.stop()
+
+	const rows = 50000
+	start := time.Now()
+	h.exec(fmt.Sprintf(`INSERT INTO long_replay SELECT g, repeat('x', 200) FROM generate_series(1, %d) g`, rows))
+	var end pglogrepl.LSN
+	if err := h.db.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan((*lsnText)(&end)); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.WaitUntil(t, "capture to confirm the big transaction", 3*time.Minute, func() (bool, error) {
+		if r := h.c.Stats().Restarts; r > 0 {
+			t.Fatalf("capture restarted its session %d times while publishing one transaction", r)
+		}
+		return h.c.Stats().Confirmed >= end, nil
+	})
+	took := time.Since(start)
+	if r := h.c.Stats().Restarts; r > 0 {
+		t.Fatalf("capture restarted its session %d times while publishing one transaction", r)
+	}
+	if took < 2*time.Second {
+		t.Fatalf("the transaction passed in %s, within wal_sender_timeout: the test does not exercise a long replay", took)
+	}
+	if p := h.c.Stats().Published; p < rows {
+		t.Fatalf("published %d events, want at least %d", p, rows)
+	}
+	t.Logf("%d rows in one streamed transaction published in %s with wal_sender_timeout 2s, no restart", rows, took.Round(time.Millisecond))
 }
