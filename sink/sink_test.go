@@ -139,3 +139,24 @@ func TestStoredKey(t *testing.T) {
 		t.Errorf("storedKey without marks = %v", got)
 	}
 }
+
+func TestObjectWriterSeparatesOneTransactionsObjects(t *testing.T) {
+	l := Layout{Prefix: "p", Database: "db"}
+	at := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	names := map[string]string{}
+	for _, c := range []struct {
+		seq     int64
+		attempt int
+	}{{0, 0}, {100000, 0}, {200000, 0}, {0, 1}, {100000, 1}, {1, 0}, {10, 0}} {
+		// Every object of one transaction: the same first and last LSN.
+		n := l.DataObject("public", "t", at, 0x16B3748, 0x16B3748, objectWriter("w1", c.seq, c.attempt))
+		if o, ok := ParseDataObject(n); ok != nil || o.First != 0x16B3748 {
+			t.Fatalf("%s does not parse back: %v", n, ok)
+		}
+		key := fmt.Sprintf("seq %d attempt %d", c.seq, c.attempt)
+		if prev, dup := names[n]; dup {
+			t.Fatalf("%s and %s share the name %s", prev, key, n)
+		}
+		names[n] = key
+	}
+}

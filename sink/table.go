@@ -194,6 +194,22 @@ func (t *table) flush(ctx context.Context, buf []received) bool {
 	return true
 }
 
+// objectWriter is the writer part of a data object's name. A transaction
+// bigger than a flush fills several objects with one first LSN: the first
+// change's seq tells them apart, so each name is free at the first attempt
+// (not after one failed create per earlier object). A suffix covers a name
+// already taken (the same changes redelivered to a writer with a fixed
+// WriterID).
+func objectWriter(id string, firstSeq int64, attempt int) string {
+	if firstSeq > 0 {
+		id += ".s" + strconv.FormatInt(firstSeq, 10)
+	}
+	if attempt > 0 {
+		id += "." + strconv.Itoa(attempt)
+	}
+	return id
+}
+
 // writeGroup writes the events of one schema version as one object, never
 // replacing an existing one, then its pending marker.
 func (t *table) writeGroup(ctx context.Context, g []received) error {
@@ -214,10 +230,7 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	first, last := events[0], events[len(events)-1]
 	var name string
 	for n := 0; ; n++ {
-		writer := s.cfg.WriterID
-		if n > 0 {
-			writer += "." + strconv.Itoa(n)
-		}
+		writer := objectWriter(s.cfg.WriterID, first.Seq, n)
 		name = s.layout.DataObject(t.key.Schema, t.key.Table, first.CommitTime, first.CommitLSN, last.CommitLSN, writer)
 		err = s.writeObject(ctx, name, "avro/binary", data.Bytes(), map[string]string{
 			"rows": strconv.Itoa(len(events)), "first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
