@@ -2,15 +2,21 @@ package sink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/storage"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/api/iterator"
 
 	"github.com/tributary-cdc/tributary/capture"
@@ -175,4 +181,217 @@ func TestIntegrationSinkSoftDelete(t *testing.T) {
 		t.Logf("%s: %d rows, %d of them soft-deleted:\n%s", n, len(got), len(deleted[n]), strings.Join(got, "\n"))
 	}
 	p.stopSink(false)
+}
+
+// One table's BigQuery target fails for good (while the sink runs, its
+// changelog is replaced by one with a column of another type, so every
+// later load of it is refused): the other tables, one in load and one in
+// stream mode, stay fresh (their commit→visible lag, measured under the
+// same write load before and after the failure began, grows by less than
+// one flush and load interval), the failing table's changes go to
+// dead-letters with the reason, and once the target is dropped a replay
+// from GCS makes it equal to Postgres.
+func TestIntegrationSinkIsolation(t *testing.T) {
+	needStack(t)
+	names := []string{"iso_load", "iso_stream", "iso_bad"}
+	var tables []capture.TableName
+	var ddl []string
+	for _, n := range names {
+		tables = append(tables, capture.TableName{Schema: "public", Name: n})
+		ddl = append(ddl, `CREATE TABLE `+n+` (id int PRIMARY KEY, qty int, note text)`)
+	}
+	p := newPipeline(t, "sink_iso", tables, ddl...)
+	p.cfg.StreamApplyInterval = time.Second
+	p.cfg.LoadInterval = 5 * time.Second
+	p.cfg.Tables = map[string]TableConfig{"public.iso_stream": {Mode: ModeStream}}
+	ctx := context.Background()
+	badChangelog := p.bq.Dataset(stack.Dataset).Table(schema.BigQueryTableName("public", "iso_bad", "changelog"))
+	clSchema := append(schema.EnvelopeBigQuerySchema(),
+		&bigquery.FieldSchema{Name: "id", Type: bigquery.IntegerFieldType},
+		&bigquery.FieldSchema{Name: "qty", Type: bigquery.BooleanFieldType}, // an int4 in Postgres
+		&bigquery.FieldSchema{Name: "note", Type: bigquery.StringFieldType})
+	// breakTarget replaces the changelog of iso_bad (which the sink may
+	// create again between the drop and the create: then again).
+	breakTarget := func() {
+		for i := 0; ; i++ {
+			if err := badChangelog.Delete(ctx); err != nil && !isNotFound(err) {
+				t.Fatal(err)
+			}
+			err := badChangelog.Create(ctx, &bigquery.TableMetadata{Schema: clSchema})
+			if err == nil {
+				return
+			}
+			if i == 10 {
+				t.Fatalf("replacing the changelog of iso_bad: %v", err)
+			}
+		}
+	}
+	p.startSink()
+
+	// A writer commits a row into each table every 300 ms; the test polls
+	// the current states and notes when each row appears.
+	conn, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	type commit struct {
+		table string
+		id    int
+	}
+	var mu sync.Mutex
+	committed := map[commit]time.Time{}
+	broken := atomic.Bool{}
+	stopWriter := make(chan struct{})
+	writerDone := make(chan error, 1)
+	badRows := 0 // committed once its target was broken
+	go func() {
+		defer close(writerDone)
+		for id := 1; ; id++ {
+			select {
+			case <-stopWriter:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			for _, n := range names {
+				if _, err := conn.Exec(ctx, `INSERT INTO `+n+` VALUES ($1, $1, 'n')`, id); err != nil {
+					writerDone <- err
+					return
+				}
+				mu.Lock()
+				committed[commit{n, id}] = time.Now()
+				if n == "iso_bad" && broken.Load() {
+					badRows++
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	seen := map[commit]time.Time{}
+	lags := func(phase map[commit]bool, table string) (p50, p99, worst time.Duration, n int) {
+		var ds []time.Duration
+		mu.Lock()
+		for c := range phase {
+			if at, ok := seen[c]; ok && c.table == table {
+				ds = append(ds, at.Sub(committed[c]))
+			}
+		}
+		mu.Unlock()
+		if len(ds) == 0 {
+			return 0, 0, 0, 0
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2], ds[(len(ds)*99)/100], ds[len(ds)-1], len(ds)
+	}
+	// poll notes the rows of the healthy tables visible now, for the commits
+	// of phase, until every one of them is visible or until is reached.
+	poll := func(phase map[commit]bool, until time.Time) {
+		for time.Now().Before(until) {
+			for _, n := range names[:2] {
+				rows, err := p.bqRows(`SELECT id FROM ` + p.bqTable(n, ""))
+				if err != nil && strings.Contains(err.Error(), "not found") {
+					continue // not created yet
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				now := time.Now()
+				mu.Lock()
+				for _, r := range rows {
+					id, _ := strconv.Atoi(r)
+					c := commit{n, id}
+					if _, ok := seen[c]; !ok {
+						if _, ok := committed[c]; ok {
+							seen[c] = now
+							phase[c] = true
+						}
+					}
+				}
+				mu.Unlock()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	interval := p.cfg.FlushAge + p.cfg.LoadInterval
+	before, during := map[commit]bool{}, map[commit]bool{}
+	poll(before, time.Now().Add(15*time.Second))
+	breakTarget()
+	broken.Store(true)
+	poll(during, time.Now().Add(20*time.Second))
+	close(stopWriter)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names[:2] {
+		b50, b99, bMax, bn := lags(before, n)
+		d50, d99, dMax, dn := lags(during, n)
+		t.Logf("%s: commit→visible lag before iso_bad failed: p50 %s p99 %s max %s (%d rows); while it failed: p50 %s p99 %s max %s (%d rows); flush+load interval %s",
+			n, b50.Round(time.Millisecond), b99.Round(time.Millisecond), bMax.Round(time.Millisecond), bn,
+			d50.Round(time.Millisecond), d99.Round(time.Millisecond), dMax.Round(time.Millisecond), dn, interval)
+		if bn == 0 || dn == 0 {
+			t.Fatalf("%s: no rows seen: %d before, %d during", n, bn, dn)
+		}
+		if dMax > bMax+interval {
+			t.Errorf("%s: while another table failed, its worst lag %s exceeded the worst before (%s) by more than one flush and load interval (%s)", n, dMax, bMax, interval)
+		}
+	}
+	for _, n := range names[:2] {
+		p.waitVerified(n, stack.Dataset, time.Minute)
+	}
+
+	// The failing table's changes are in dead-letters, with the reason.
+	var dlRows int64
+	p.waitUntil("every change of iso_bad is dead-lettered", time.Minute, func() (bool, error) {
+		dlRows = 0
+		dir := path.Dir(Layout{Prefix: p.cfg.Prefix, Database: p.cfg.Database}.DeadLetter(schema.GCSSegment("public", "iso_bad"), "x")) + "/"
+		it := p.gcs.Bucket(p.cfg.Bucket).Objects(ctx, &storage.Query{Prefix: dir})
+		var reasons []string
+		for {
+			a, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				return false, err
+			}
+			r, err := p.gcs.Bucket(p.cfg.Bucket).Object(a.Name).NewReader(ctx)
+			if err != nil {
+				return false, err
+			}
+			var dl struct {
+				Rows   int64  `json:"rows"`
+				Reason string `json:"reason"`
+			}
+			err = json.NewDecoder(r).Decode(&dl)
+			r.Close()
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", a.Name, err)
+			}
+			if dl.Reason == "" {
+				return false, fmt.Errorf("%s has no reason", a.Name)
+			}
+			dlRows += dl.Rows
+			reasons = append(reasons, dl.Reason)
+		}
+		if dlRows < int64(badRows) {
+			return false, fmt.Errorf("%d rows dead-lettered of %d", dlRows, badRows)
+		}
+		t.Logf("iso_bad: %d rows in %d dead-letters; first reason: %s", dlRows, len(reasons), reasons[0])
+		return true, nil
+	})
+	p.stopSink(false)
+
+	// Fix the target and replay the table from GCS.
+	if err := badChangelog.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.bq.Dataset(stack.Dataset).Table(schema.BigQueryTableName("public", "iso_bad", "")).Delete(ctx); err != nil && !isNotFound(err) {
+		t.Fatal(err)
+	}
+	res, err := Replay(ctx, p.cfg, p.gcs, p.bq, ReplayOptions{Schema: "public", Table: "iso_bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replay of iso_bad: %+v", *res)
+	p.mustVerify("iso_bad", stack.Dataset)
 }
