@@ -228,7 +228,9 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 	}
 	p.startSink()
 
-	// A writer commits a row into each table every 300 ms; the test polls
+	// A writer commits a row into each table every second (well below what
+	// the Pub/Sub fake delivers on the pipeline's 4 ordering keys per table,
+	// one unacked message per key, so no backlog builds up); the test polls
 	// the current states and notes when each row appears.
 	conn, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
 	if err != nil {
@@ -251,7 +253,7 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 			select {
 			case <-stopWriter:
 				return
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(time.Second):
 			}
 			for _, n := range names {
 				if _, err := conn.Exec(ctx, `INSERT INTO `+n+` VALUES ($1, $1, 'n')`, id); err != nil {
