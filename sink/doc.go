@@ -21,6 +21,14 @@
 // nothing: unacked messages are redelivered (the changelog is at least
 // once; the current state is exact).
 //
+// A stream-mode table (Config.Tables, Mode) also inserts each written
+// object's rows into the changelog with streaming inserts before its
+// pending marker (marked "streamed") is written and its messages acked; its
+// applier applies the streamed markers' LSN range to the current state
+// every StreamApplyInterval and removes them, and the loader never loads
+// them (stream.go). SoftDelete keeps deleted keys in the current state with
+// ColDeleted set and their last values.
+//
 // The current-state table is keyed by the table's replica identity as its
 // stored schema marks it (Config.Keys overrides). An update that changes a
 // row's key is applied as a move: the delete of the old key (read from the
