@@ -388,10 +388,6 @@ func (t *table) applyBatch(ctx context.Context, batch map[string]streamedMarker)
 // The table's columns (and the fields of records) are Avro unions ["null",
 // T]: their values are nil or goavro's one-entry map, which is unwrapped.
 func InsertRow(fields bigquery.Schema, rec map[string]any) (map[string]bigquery.Value, error) {
-	envelope := map[string]bool{}
-	for _, f := range schema.EnvelopeBigQuerySchema() {
-		envelope[f.Name] = true
-	}
 	out := make(map[string]bigquery.Value, len(fields))
 	for _, f := range fields {
 		v, ok := rec[f.Name]
@@ -399,12 +395,21 @@ func InsertRow(fields bigquery.Schema, rec map[string]any) (map[string]bigquery.
 			continue
 		}
 		var err error
-		if out[f.Name], err = insertValue(f, v, !envelope[f.Name]); err != nil {
+		if out[f.Name], err = insertValue(f, v, !envelopeFields[f.Name]); err != nil {
 			return nil, fmt.Errorf("column %s: %w", f.Name, err)
 		}
 	}
 	return out, nil
 }
+
+// envelopeFields are the changelog columns Record does not wrap in unions.
+var envelopeFields = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range schema.EnvelopeBigQuerySchema() {
+		m[f.Name] = true
+	}
+	return m
+}()
 
 // insertValue converts one value of field f; wrapped says it is an Avro
 // union ["null", T] in goavro's form.

@@ -206,13 +206,24 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 	p.cfg.Tables = map[string]TableConfig{"public.iso_stream": {Mode: ModeStream}}
 	ctx := context.Background()
 	badChangelog := p.bq.Dataset(stack.Dataset).Table(schema.BigQueryTableName("public", "iso_bad", "changelog"))
-	clSchema := append(schema.EnvelopeBigQuerySchema(),
-		&bigquery.FieldSchema{Name: "id", Type: bigquery.IntegerFieldType},
-		&bigquery.FieldSchema{Name: "qty", Type: bigquery.BooleanFieldType}, // an int4 in Postgres
-		&bigquery.FieldSchema{Name: "note", Type: bigquery.StringFieldType})
-	// breakTarget replaces the changelog of iso_bad (which the sink may
-	// create again between the drop and the create: then again).
+	// breakTarget replaces the changelog of iso_bad by one with the same
+	// columns but qty (an int4) as BOOL, so the sink has no column to add
+	// (the local stack's proxy would hold every request while it rebuilt
+	// the table) and every load is refused. The sink may create the table
+	// again between the drop and the create: then again.
 	breakTarget := func() {
+		md, err := badChangelog.Metadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var clSchema bigquery.Schema
+		for _, f := range md.Schema {
+			g := *f
+			if g.Name == "qty" {
+				g.Type = bigquery.BooleanFieldType
+			}
+			clSchema = append(clSchema, &g)
+		}
 		for i := 0; ; i++ {
 			if err := badChangelog.Delete(ctx); err != nil && !isNotFound(err) {
 				t.Fatal(err)
@@ -287,8 +298,8 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 	}
 	// poll notes the rows of the healthy tables visible now, for the commits
 	// of phase, until every one of them is visible or until is reached.
-	poll := func(phase map[commit]bool, until time.Time) {
-		for time.Now().Before(until) {
+	poll := func(phase map[commit]bool, until time.Time, enough func() bool) {
+		for time.Now().Before(until) && !enough() {
 			for _, n := range names[:2] {
 				rows, err := p.bqRows(`SELECT id FROM ` + p.bqTable(n, ""))
 				if err != nil && strings.Contains(err.Error(), "not found") {
@@ -316,10 +327,23 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 	}
 	interval := p.cfg.FlushAge + p.cfg.LoadInterval
 	before, during := map[commit]bool{}, map[commit]bool{}
-	poll(before, time.Now().Add(15*time.Second))
+	// Warm up: the tables are created and the first loads run before the
+	// measurement starts.
+	warm := map[commit]bool{}
+	poll(warm, time.Now().Add(2*time.Minute), func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var load, stream bool
+		for c := range warm {
+			load, stream = load || c.table == names[0], stream || c.table == names[1]
+		}
+		return load && stream
+	})
+	never := func() bool { return false }
+	poll(before, time.Now().Add(15*time.Second), never)
 	breakTarget()
 	broken.Store(true)
-	poll(during, time.Now().Add(20*time.Second))
+	poll(during, time.Now().Add(20*time.Second), never)
 	close(stopWriter)
 	if err := <-writerDone; err != nil {
 		t.Fatal(err)
