@@ -20,7 +20,30 @@ const (
 	DefaultAckDeadline         = 60 * time.Second
 	DefaultCompression         = goavro.CompressionSnappyLabel
 	DefaultMaxDeliveryAttempts = 20
+	DefaultStreamApplyInterval = 5 * time.Second
 )
+
+// Mode is how a table's changes reach its BigQuery changelog.
+type Mode string
+
+const (
+	// ModeLoad loads the table's Avro objects with load jobs every
+	// LoadInterval.
+	ModeLoad Mode = "load"
+	// ModeStream inserts the rows of each object, once it is written, with
+	// streaming inserts, and applies them to the current state every
+	// StreamApplyInterval; the objects stay on GCS and are never loaded.
+	ModeStream Mode = "stream"
+)
+
+// TableConfig is one table's settings.
+type TableConfig struct {
+	// Mode is the table's mode; empty means Config.Mode.
+	Mode Mode
+	// SoftDelete keeps deleted rows in the current-state table, with
+	// ColDeleted set and their last values, instead of removing them.
+	SoftDelete bool
+}
 
 // Config configures a Sink. Zero settings take the Default… constants.
 type Config struct {
@@ -62,6 +85,11 @@ type Config struct {
 	// FULL table that has one. A table with neither keeps every inserted
 	// row in its current-state table.
 	Keys map[string][]string
+	// Mode is the mode of tables Tables does not set; default ModeLoad.
+	Mode Mode
+	// Tables holds per-table settings by "schema.table" as Postgres spells
+	// them.
+	Tables map[string]TableConfig
 
 	// FlushBytes, FlushRows and FlushAge bound a table's buffer: it is
 	// written to GCS when any is reached (age counted from its first
@@ -73,6 +101,9 @@ type Config struct {
 	// into BigQuery; default 2 minutes (BigQuery allows 1,500 load jobs per
 	// table per day).
 	LoadInterval time.Duration
+	// StreamApplyInterval is how often a stream-mode table's newly
+	// streamed changes are applied to its current state; default 5 s.
+	StreamApplyInterval time.Duration
 	// MaxOutstandingBytes bounds the bytes of messages received and not yet
 	// acknowledged (Pub/Sub flow control, blocking): the sink's memory
 	// bound. Default 512 MiB; it should exceed FlushBytes.
@@ -102,6 +133,12 @@ func (c Config) withDefaults() Config {
 	if c.LoadInterval <= 0 {
 		c.LoadInterval = DefaultLoadInterval
 	}
+	if c.StreamApplyInterval <= 0 {
+		c.StreamApplyInterval = DefaultStreamApplyInterval
+	}
+	if c.Mode == "" {
+		c.Mode = ModeLoad
+	}
 	if c.MaxOutstandingBytes <= 0 {
 		c.MaxOutstandingBytes = DefaultMaxOutstandingBytes
 	}
@@ -123,4 +160,13 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// table gives the settings of table k, its mode filled in.
+func (c Config) table(k tableKey) TableConfig {
+	tc := c.Tables[k.String()]
+	if tc.Mode == "" {
+		tc.Mode = c.Mode
+	}
+	return tc
 }

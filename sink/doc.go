@@ -26,6 +26,13 @@
 // BigQuery column cannot hold gets its new values in a new column, and one
 // BigQuery can widen without changing a value is widened in place (ALTER
 // COLUMN SET DATA TYPE, checked afterwards) before the load.
+// A stream-mode table (Config.Tables, Mode) also inserts each written
+// object's rows into the changelog with streaming inserts before its
+// pending marker (marked "streamed") is written and its messages acked; its
+// applier applies the streamed markers' LSN range to the current state
+// every StreamApplyInterval and removes them, and the loader never loads
+// them (stream.go). SoftDelete keeps deleted keys in the current state with
+// ColDeleted set and their last values.
 //
 // The current-state table is keyed by the table's replica identity as its
 // stored schema marks it (Config.Keys overrides). An update that changes a

@@ -104,6 +104,9 @@ func (t *table) loadOnce(ctx context.Context) error {
 	}
 	groups := map[string][]*storage.ObjectAttrs{}
 	for _, a := range markers {
+		if a.Metadata[markerStreamed] != "" {
+			continue // its rows were streamed: the applier's (stream.go)
+		}
 		if inManifest[a.Metadata["object"]] {
 			if err := s.deleteObject(ctx, a.Name); err != nil {
 				return err
@@ -260,7 +263,10 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	if err := s.loadObjects(ctx, st.Dataset, st.Changelog, m.JobID, m.Objects); err != nil {
 		return err
 	}
-	if err := s.apply(ctx, st, m.FirstLSN, m.LastLSN); err != nil {
+	unlock := t.lockApply()
+	err = s.apply(ctx, st, m.FirstLSN, m.LastLSN)
+	unlock()
+	if err != nil {
 		return &applyError{err}
 	}
 	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects))
@@ -341,9 +347,15 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	case !errors.Is(err, iterator.Done):
 		return fmt.Errorf("finding truncates: %w", err)
 	}
-	for _, q := range []string{st.DeleteStagedSQL(), st.InsertStagedSQL()} {
-		if err := s.exec(ctx, q); err != nil {
+	if st.SoftDelete {
+		if err := s.applySoft(ctx, st); err != nil {
 			return err
+		}
+	} else {
+		for _, q := range []string{st.DeleteStagedSQL(), st.InsertStagedSQL()} {
+			if err := s.exec(ctx, q); err != nil {
+				return err
+			}
 		}
 	}
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
@@ -409,6 +421,7 @@ func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelo
 	st := Statements{
 		Project: s.bq.Project(), Dataset: names.Dataset, Key: key,
 		Changelog: names.Changelog, Current: names.Current, Stage: names.Stage,
+		SoftDelete: s.cfg.table(k).SoftDelete, SoftStage: names.Stage + "_soft",
 	}
 	clSchema, err := s.ensureTable(ctx, st.Dataset, st.Changelog, clMeta)
 	if err != nil {
@@ -442,6 +455,10 @@ func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelo
 		}, all...),
 		Clustering:  &bigquery.Clustering{Fields: []string{ColKey}},
 		Description: fmt.Sprintf("Current state of Postgres table %s", k),
+	}
+	if st.SoftDelete {
+		curMeta.Schema = append(curMeta.Schema, &bigquery.FieldSchema{Name: ColDeleted, Type: bigquery.BooleanFieldType,
+			Description: "true when the row was deleted in Postgres (its last values kept)"})
 	}
 	if _, err := s.ensureTable(ctx, st.Dataset, st.Current, curMeta); err != nil {
 		return Statements{}, err

@@ -1,6 +1,9 @@
 package sink
 
 import (
+	"flag"
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/tributary-cdc/tributary/internal/localstack"
@@ -12,6 +15,15 @@ import (
 var stack *localstack.Stack
 
 func TestMain(m *testing.M) {
+	// Benchmarks alone (-run '^$') without a cached emulator: run them
+	// without the stack; those that need it skip.
+	flag.Parse()
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "^$" {
+		if _, err := localstack.EmulatorBinary(); err != nil {
+			fmt.Fprintln(os.Stderr, "sink: benchmarks on the local stack skip:", err)
+			os.Exit(m.Run())
+		}
+	}
 	stacktest.Main(m, func(s *localstack.Stack) { stack = s })
 }
 

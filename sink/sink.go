@@ -262,6 +262,11 @@ func (s *Sink) table(k tableKey) *table {
 		defer s.workers.Done()
 		t.loadLoop(s.workCtx, s.drain, s.flushed)
 	}()
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		t.applyLoop(s.workCtx, s.drain, s.flushed) // streamed changes (stream.go)
+	}()
 	return t
 }
 

@@ -32,7 +32,7 @@ import (
 // pipeline is capture and sink against the shared stack, with their own
 // slot, topic, subscription and prefix.
 type pipeline struct {
-	t        *testing.T
+	t        testing.TB
 	name     string
 	db       *pgx.Conn
 	ps       *pubsub.Client
@@ -45,7 +45,7 @@ type pipeline struct {
 	sinkDone chan error
 }
 
-func newPipeline(t *testing.T, name string, tables []capture.TableName, ddl ...string) *pipeline {
+func newPipeline(t testing.TB, name string, tables []capture.TableName, ddl ...string) *pipeline {
 	t.Helper()
 	ctx := context.Background()
 	p := &pipeline{t: t, name: name}

@@ -56,6 +56,10 @@ type Statements struct {
 	Columns []string
 	// Toastable are the Columns whose values an update may leave unsent.
 	Toastable []string
+	// SoftDelete keeps deleted rows, with ColDeleted set, staged through
+	// SoftStage (SoftStageSQL, InsertSoftStagedSQL).
+	SoftDelete bool
+	SoftStage  string // table ID
 }
 
 func (s Statements) table(id string) string {
@@ -226,4 +230,47 @@ func (s Statements) InsertStagedSQL() string {
 func sqlString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\r`)
 	return "'" + r.Replace(s) + "'"
+}
+
+// ColDeleted marks the rows of a soft-delete table whose key was deleted
+// (or moved away by a key-changing update).
+const ColDeleted = "_tributary_deleted"
+
+// SoftStageSQL creates SoftStage from the stage of a soft-delete table:
+// every staged row, with ColDeleted set on deletes, and a delete carrying
+// its key's last values (for each column, the latest value a change after
+// the latest truncate sent) instead of the delete's own, which are the
+// replica identity only.
+func (s Statements) SoftStageSQL() string {
+	var b strings.Builder
+	lsn, seq, op, un := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged
+	fmt.Fprintf(&b, "CREATE TABLE %s AS\n", s.table(s.SoftStage))
+	fmt.Fprintf(&b, "WITH tr AS (SELECT l AS %s, q AS %s FROM (SELECT %s AS l, %s AS q FROM %s WHERE %s = 't' UNION ALL SELECT -1, -1) ORDER BY l DESC, q DESC LIMIT 1),\n",
+		colTL, colTS, lsn, seq, s.table(s.Changelog), op)
+	fmt.Fprintf(&b, "lv AS (SELECT %s", ColKey)
+	for _, c := range s.Columns {
+		q := schema.QuoteBigQuery(c)
+		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)].v AS %s",
+			op, sqlString(c), un, q, lsn, seq, q)
+	}
+	fmt.Fprintf(&b, "\n  FROM (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s)\n  WHERE %s IN (SELECT %s FROM %s WHERE %s = 'd')\n  GROUP BY %s)\n",
+		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), ColKey, ColKey, s.table(s.Stage), op, ColKey)
+	fmt.Fprintf(&b, "SELECT st.%s, st.%s, st.%s, st.%s, st.%s", ColKey, op, lsn, seq, schema.ColCommitTS)
+	for _, c := range s.Columns {
+		q := schema.QuoteBigQuery(c)
+		fmt.Fprintf(&b, ",\n  IF(st.%s = 'd', lv.%s, st.%s) AS %s", op, q, q, q)
+	}
+	fmt.Fprintf(&b, ",\n  st.%s = 'd' AS %s\nFROM %s AS st LEFT JOIN lv ON lv.%s = st.%s", op, ColDeleted, s.table(s.Stage), ColKey, ColKey)
+	return b.String()
+}
+
+// InsertSoftStagedSQL inserts every row of SoftStage, deletes included.
+func (s Statements) InsertSoftStagedSQL() string {
+	cols := []string{ColKey, schema.ColCommitLSN, schema.ColSeq, schema.ColCommitTS}
+	for _, c := range s.Columns {
+		cols = append(cols, schema.QuoteBigQuery(c))
+	}
+	cols = append(cols, ColDeleted)
+	list := strings.Join(cols, ", ")
+	return fmt.Sprintf("INSERT INTO %s (%s)\nSELECT %s FROM %s", s.table(s.Current), list, list, s.table(s.SoftStage))
 }

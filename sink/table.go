@@ -66,11 +66,14 @@ type table struct {
 	markers    []pendingMarker
 	loadWait   []pendingMarker
 	loadKick   chan struct{}
+	cfg        TableConfig  // mode and soft delete
+	st         *streamState // streamed changes waiting to be applied (stream.go)
 }
 
 func newTable(s *Sink, k tableKey) *table {
 	t := &table{s: s, key: k, label: k.String(), truncates: map[string]bool{}, pending: map[string]bool{}, errCounts: map[string]int64{},
-		kick: make(chan struct{}, 1), nacked: map[string]bool{}, loadKick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), nacked: map[string]bool{}, loadKick: make(chan struct{}, 1),
+		cfg: s.cfg.table(k), st: newStreamState()}
 	return t
 }
 
@@ -243,6 +246,11 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
+	if t.streamed() {
+		if err := t.streamEvents(ctx, cl, events); err != nil {
+			return err
+		}
+	}
 	marker := s.layout.PendingMarker(t.key.Schema, t.key.Table, name)
 	lastCommit := first.CommitTime
 	for _, e := range events {
@@ -250,13 +258,21 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 			lastCommit = e.CommitTime
 		}
 	}
-	err = s.writeObject(ctx, marker, "text/plain", nil, map[string]string{
+	meta := map[string]string{
 		"object": name, "schema": t.key.Schema, "table": t.key.Table, "schema_fingerprint": g[0].es.FingerprintHex(),
 		"first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
 		"rows": strconv.Itoa(len(events)), "last_commit_us": strconv.FormatInt(lastCommit.UnixMicro(), 10),
-	})
+	}
+	if t.streamed() {
+		meta[markerStreamed] = "true" // in the changelog already: applied, never loaded
+	}
+	err = s.writeObject(ctx, marker, "text/plain", nil, meta)
 	if err != nil && !isPreconditionFailed(err) {
 		return fmt.Errorf("writing %s: %w", marker, err)
+	}
+	if t.streamed() {
+		t.noteStreamed(marker, streamedMarker{object: name, fingerprint: g[0].es.Fingerprint, first: first.CommitLSN, last: last.CommitLSN,
+			rows: int64(len(events)), lastCommit: lastCommit.UnixMicro()})
 	}
 	t.countWritten(name, len(events))
 	s.log.Debug("wrote object", "table", t.key, "object", name, "rows", len(events))

@@ -36,23 +36,15 @@ is buffered, exit 0.`,
 	return cmd
 }
 
-// sinkConfig maps the file's settings onto the sink's. Settings the sink
-// does not support yet are refused here rather than ignored.
+// sinkConfig maps the file's settings onto the sink's.
 func sinkConfig(cfg *config.Config) (sink.Config, error) {
-	var unsupported []error
-	if cfg.Sink.Mode != config.ModeLoad {
-		unsupported = append(unsupported, fmt.Errorf("sink.mode: %q is not supported yet (only load)", cfg.Sink.Mode))
-	}
+	tables := map[string]sink.TableConfig{}
 	for name, t := range cfg.Sink.Tables {
-		if t.Mode != "" && t.Mode != config.ModeLoad {
-			unsupported = append(unsupported, fmt.Errorf("sink.tables[%q].mode: %q is not supported yet (only load)", name, t.Mode))
+		tn, err := config.ParseTableName(name)
+		if err != nil {
+			return sink.Config{}, fmt.Errorf("sink.tables[%q]: %w", name, err)
 		}
-		if t.SoftDelete {
-			unsupported = append(unsupported, fmt.Errorf("sink.tables[%q].soft_delete: not supported yet", name))
-		}
-	}
-	if err := errors.Join(unsupported...); err != nil {
-		return sink.Config{}, err
+		tables[tn.Schema+"."+tn.Name] = sink.TableConfig{Mode: sink.Mode(t.Mode), SoftDelete: t.SoftDelete}
 	}
 	db, err := databaseName(cfg)
 	if err != nil {
@@ -63,7 +55,8 @@ func sinkConfig(cfg *config.Config) (sink.Config, error) {
 		DeadLetterTopic: cfg.PubSub.DeadLetterTopic, Bucket: cfg.GCS.Bucket, Prefix: cfg.GCS.Prefix,
 		Database: db, Dataset: cfg.BigQuery.Dataset,
 		FlushBytes: int(cfg.Sink.FlushBytes), FlushRows: cfg.Sink.FlushRows, FlushAge: time.Duration(cfg.Sink.FlushAge),
-		LoadInterval: time.Duration(cfg.Sink.LoadInterval),
+		LoadInterval: time.Duration(cfg.Sink.LoadInterval), StreamApplyInterval: time.Duration(cfg.Sink.StreamApplyInterval),
+		Mode: sink.Mode(cfg.Sink.Mode), Tables: tables,
 		// The subscriber's budget must hold a full buffer per table being flushed.
 		MaxOutstandingBytes: max(int(cfg.PubSub.MaxOutstandingBytes), 2*int(cfg.Sink.FlushBytes)),
 	}, nil

@@ -91,7 +91,8 @@ type Mode string
 const (
 	// ModeLoad writes Avro files to GCS and loads them with load jobs.
 	ModeLoad Mode = "load"
-	// ModeStream writes rows to BigQuery as they arrive, without files in between.
+	// ModeStream writes Avro files to GCS as ModeLoad does and also inserts the rows into
+	// BigQuery as they arrive (streaming inserts); their files are never loaded.
 	ModeStream Mode = "stream"
 )
 
@@ -107,6 +108,9 @@ type Sink struct {
 	LoadInterval Duration `yaml:"load_interval"`
 	// Mode is the mode of tables that Tables does not set. Default load.
 	Mode Mode `yaml:"mode"`
+	// StreamApplyInterval is the time between current-state applies of a stream-mode table.
+	// Default 5s.
+	StreamApplyInterval Duration `yaml:"stream_apply_interval"`
 	// Tables overrides settings per table. After Load its keys are TableName.String() of the
 	// table; use Table to look one up.
 	Tables map[string]TableSink `yaml:"tables,omitempty"`
@@ -176,11 +180,12 @@ func Default() Config {
 		GCS:      GCS{Prefix: "tributary"},
 		BigQuery: BigQuery{Location: "US"},
 		Sink: Sink{
-			FlushBytes:   64 * mib,
-			FlushRows:    100000,
-			FlushAge:     Duration(10 * time.Second),
-			LoadInterval: Duration(time.Minute),
-			Mode:         ModeLoad,
+			FlushBytes:          64 * mib,
+			FlushRows:           100000,
+			FlushAge:            Duration(10 * time.Second),
+			LoadInterval:        Duration(time.Minute),
+			Mode:                ModeLoad,
+			StreamApplyInterval: Duration(5 * time.Second),
 		},
 		HTTP: HTTP{Listen: ":8080", MaxLagBytes: 1 << 30, MaxLag: Duration(5 * time.Minute)},
 		Log:  Log{Level: "info", Format: "json"},

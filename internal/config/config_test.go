@@ -96,6 +96,7 @@ sink:
   flush_age: 1m30s
   load_interval: 5m
   mode: stream
+  stream_apply_interval: 2s
   tables:
     public.orders: {mode: load, soft_delete: true}
     '"public"."Order Items"': {soft_delete: true}
@@ -123,6 +124,7 @@ log:
 		{"flush_rows", c.Sink.FlushRows, 5000},
 		{"flush_age", time.Duration(c.Sink.FlushAge), 90 * time.Second},
 		{"load_interval", time.Duration(c.Sink.LoadInterval), 5 * time.Minute},
+		{"stream_apply_interval", time.Duration(c.Sink.StreamApplyInterval), 2 * time.Second},
 		{"orders", c.Sink.Table(TableName{"public", "orders"}), TableSink{Mode: ModeLoad, SoftDelete: true}},
 		{"order items", c.Sink.Table(TableName{"public", "Order Items"}), TableSink{Mode: ModeStream, SoftDelete: true}},
 		{"other table", c.Sink.Table(TableName{"sales", "returns"}), TableSink{Mode: ModeStream}},

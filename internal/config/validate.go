@@ -179,6 +179,7 @@ func (s *Sink) validate(p *problems, pg Postgres) {
 	p.check("sink.flush_age", s.FlushAge > 0, "must be more than 0, not %s", s.FlushAge)
 	p.check("sink.load_interval", s.LoadInterval > 0, "must be more than 0, not %s", s.LoadInterval)
 	p.oneOf("sink.mode", string(s.Mode), string(ModeLoad), string(ModeStream))
+	p.check("sink.stream_apply_interval", s.StreamApplyInterval > 0, "must be more than 0, not %s", s.StreamApplyInterval)
 	if len(s.Tables) == 0 {
 		return
 	}
