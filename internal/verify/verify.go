@@ -19,6 +19,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/sink"
 )
 
 // Buckets is how many key buckets rows are digested into.
@@ -296,8 +297,19 @@ func readBigQuery(ctx context.Context, src Source, t *schema.Table, columns []st
 	for i, c := range columns {
 		names[i] = schema.QuoteBigQuery(c)
 	}
-	table := schema.QuoteBigQuery(src.Dataset) + "." + schema.QuoteBigQuery(schema.BigQueryTableName(t.Schema, t.Name, ""))
-	it, err := src.BigQuery.Query("SELECT " + strings.Join(names, ", ") + " FROM " + table).Read(ctx)
+	id := schema.BigQueryTableName(t.Schema, t.Name, "")
+	table := schema.QuoteBigQuery(src.Dataset) + "." + schema.QuoteBigQuery(id)
+	md, err := src.BigQuery.Dataset(src.Dataset).Table(id).Metadata(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the schema of %s: %w", table, err)
+	}
+	where := ""
+	for _, f := range md.Schema {
+		if f.Name == sink.ColDeleted { // a soft-delete table keeps deleted keys, marked
+			where = " WHERE NOT COALESCE(" + schema.QuoteBigQuery(sink.ColDeleted) + ", FALSE)" // the emulator takes NULL IS NOT TRUE as false
+		}
+	}
+	it, err := src.BigQuery.Query("SELECT " + strings.Join(names, ", ") + " FROM " + table + where).Read(ctx)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", table, err)
 	}

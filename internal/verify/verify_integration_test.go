@@ -20,6 +20,7 @@ import (
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/sink"
 )
 
 var stack *localstack.Stack
@@ -230,4 +231,57 @@ func canonText(t *testing.T, mt *schema.Table, i int, text string) string {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A soft-delete table keeps deleted keys, marked: verify compares the rows
+// not marked and still finds an unmarked row Postgres lacks.
+func TestIntegrationVerifySkipsSoftDeletedRows(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t)
+	if _, err := conn.Exec(ctx, `CREATE TABLE soft (id int PRIMARY KEY, v text); INSERT INTO soft SELECT g, 'v' || g FROM generate_series(1, 10) g`); err != nil {
+		t.Fatal(err)
+	}
+	bq, err := gcp.BigQuery(ctx, stack.Project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bq.Close()
+	cat := pgcatalog.New(stack.Postgres.DSN(stack.Database))
+	defer cat.Close(ctx)
+	src := verify.Source{Postgres: conn, Resolver: schema.Chain(schema.Builtin, cat), BigQuery: bq, Dataset: stack.Dataset}
+	id := schema.BigQueryTableName("public", "soft", "")
+	if err := bq.Dataset(stack.Dataset).Table(id).Create(ctx, &bigquery.TableMetadata{Schema: bigquery.Schema{
+		{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "v", Type: bigquery.StringFieldType}, {Name: sink.ColDeleted, Type: bigquery.BooleanFieldType},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	tbl := schema.QuoteBigQuery(stack.Dataset) + "." + schema.QuoteBigQuery(id)
+	run := func(q string) {
+		t.Helper()
+		job, err := bq.Query(q).Run(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if st, err := job.Wait(ctx); err != nil || st.Err() != nil {
+			t.Fatalf("%s: %v %v", q, err, st.Err())
+		}
+	}
+	// Rows 1–10 live (the flag false or NULL), 11 and 12 deleted in Postgres.
+	run(fmt.Sprintf("INSERT INTO %s (id, v, %s) VALUES (1, 'v1', NULL), (2, 'v2', FALSE), (3, 'v3', FALSE), (4, 'v4', FALSE), (5, 'v5', FALSE), "+
+		"(6, 'v6', FALSE), (7, 'v7', FALSE), (8, 'v8', FALSE), (9, 'v9', FALSE), (10, 'v10', FALSE), (11, 'v11', TRUE), (12, 'v12', TRUE)", tbl, sink.ColDeleted))
+	res, err := verify.Table(ctx, src, "public", "soft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Equal() || res.PostgresRows != 10 || res.BigQueryRows != 10 {
+		t.Fatalf("soft-deleted rows counted: %+v", res)
+	}
+	run(fmt.Sprintf("INSERT INTO %s (id, v, %s) VALUES (13, 'v13', FALSE)", tbl, sink.ColDeleted))
+	res, err = verify.Table(ctx, src, "public", "soft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Equal() || len(res.Discrepancies) != 1 || res.Discrepancies[0].Kind != "extra" {
+		t.Fatalf("an unmarked row Postgres lacks: %+v, want one extra", res)
+	}
 }
