@@ -157,10 +157,9 @@ func NewHTTP(target string) (*HTTP, error) {
 	p := &HTTP{l: l}
 	p.faults.Store(&Faults{})
 	p.next = &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(u)
-			r.Out.Host = r.In.Host // absolute URLs the service builds point back here
-		},
+		// The Host header names the target, as if the client had called it:
+		// fake-gcs-server, for one, routes by it.
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(u) },
 		FlushInterval: -1,
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
