@@ -91,12 +91,12 @@ func TestIntegrationChaosFaults(t *testing.T) {
 		next := 51
 		for ctx.Err() == nil {
 			err := pgx.BeginFunc(context.Background(), conn, func(tx pgx.Tx) error {
-				switch rand.IntN(10) {
-				case 0:
+				switch rand.IntN(20) { // 10% opened, 5% closed, the rest transfers
+				case 0, 1:
 					next++
 					_, err := tx.Exec(context.Background(), `INSERT INTO faults.accounts VALUES ($1, 0, 'opened')`, next)
 					return err
-				case 1:
+				case 2:
 					_, err := tx.Exec(context.Background(), `DELETE FROM faults.accounts WHERE id = (SELECT id FROM faults.accounts ORDER BY random() LIMIT 1)`)
 					return err
 				}
