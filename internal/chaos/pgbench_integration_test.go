@@ -45,9 +45,14 @@ END;
 func TestIntegrationChaosPgbench(t *testing.T) {
 	kills, duration, rate, scale, settle := 3, 30*time.Second, 5, 10, 5*time.Minute
 	if big() {
-		kills, duration, rate, scale, settle = 10, 3*time.Minute, 15, 50, 15*time.Minute
+		// Longer and more kills, but few more transactions: the emulator's
+		// apply (window functions) slows with the square of a hot row's
+		// changes; at 2700 transactions over 50 branches one apply ran for
+		// over ten minutes, and even at this size the emulator may not
+		// finish within settle on a busy machine.
+		kills, duration, rate, scale, settle = 10, 3*time.Minute, 3, 20, 15*time.Minute
 	}
-	// Ten branches (fifty with TRIBUTARY_CHAOS=big): on the local stack, the
+	// Ten branches (twenty with TRIBUTARY_CHAOS=big): on the local stack, the
 	// Pub/Sub fake delivers the next message of an ordering key only once
 	// the previous one is acknowledged (the sink acknowledges when the
 	// object holding it is written), so the changes of one hot row pass at
