@@ -3,12 +3,14 @@ package capture_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tributary-cdc/tributary/capture"
 	"github.com/tributary-cdc/tributary/internal/localstack/stacktest"
@@ -43,9 +45,9 @@ func TestIntegrationCaptureQuietPublicationAdvancesSlot(t *testing.T) {
 	}
 }
 
-// Postgres restarted under capture (pg_ctl restart -m fast): capture
-// reconnects and resumes; changes before, across and after the restart all
-// arrive.
+// Postgres restarted under capture (pg_ctl restart -m fast) while a writer
+// inserts: capture reconnects and resumes; every row committed before,
+// across and after the restart arrives.
 func TestIntegrationCaptureSurvivesPostgresRestart(t *testing.T) {
 	h := newHarness(t, "restart_it", []capture.TableName{{Schema: "public", Name: "restart_rows"}},
 		`CREATE TABLE restart_rows (id int PRIMARY KEY)`)
@@ -53,6 +55,64 @@ func TestIntegrationCaptureSurvivesPostgresRestart(t *testing.T) {
 	defer h.stop()
 	h.exec(`INSERT INTO restart_rows SELECT generate_series(1, 50)`)
 	ctx := context.Background()
+	// The writer: one row per transaction, reconnecting whenever the server
+	// is gone, until told to stop. Which of its inserts committed is read
+	// from the table afterwards (a commit cut off by the restart may or may
+	// not have happened).
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		var conn *pgx.Conn
+		defer func() {
+			if conn != nil {
+				conn.Close(ctx)
+			}
+		}()
+		for id := 51; ; id++ {
+			select {
+			case <-stop:
+				writerDone <- nil
+				return
+			default:
+			}
+			if conn == nil {
+				c, err := pgx.Connect(ctx, stack.Postgres.DSN(stack.Database))
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				conn = c
+			}
+			if _, err := conn.Exec(ctx, `INSERT INTO restart_rows VALUES ($1)`, id); err != nil {
+				if conn.IsClosed() || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "terminating connection") ||
+					strings.Contains(err.Error(), "shutting down") || strings.Contains(err.Error(), "starting up") {
+					conn.Close(ctx)
+					conn = nil
+					continue
+				}
+				writerDone <- fmt.Errorf("inserting %d: %w", id, err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	count := func(db *pgx.Conn) int {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM restart_rows`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Restart while the writer writes, and let it write on afterwards.
+	waitRows := func(db *pgx.Conn, n int) {
+		for deadline := time.Now().Add(30 * time.Second); count(db) < n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer did not reach %d rows within 30s", n)
+			}
+		}
+	}
+	waitRows(h.db, 70)
+	before := count(h.db)
 	if err := stack.Postgres.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +122,21 @@ func TestIntegrationCaptureSurvivesPostgresRestart(t *testing.T) {
 	}
 	defer db.Close(ctx)
 	h.db = db
-	h.exec(`INSERT INTO restart_rows SELECT generate_series(51, 100)`)
-	got := distinct(h.waitFor(100, 2*time.Minute))
-	if len(got) != 100 {
-		t.Fatalf("received %d distinct changes, want 100", len(got))
+	restarted := count(db)
+	waitRows(db, restarted+20)
+	close(stop)
+	if err := <-writerDone; err != nil {
+		t.Fatalf("writer: %v", err)
 	}
-	if st := h.c.Stats(); st.Published < 100 || st.Restarts < 1 {
-		t.Fatalf("stats after a Postgres restart: %+v, want at least 100 published and a restart counted", st)
+	committed := count(db)
+	got := distinct(h.waitFor(committed, 2*time.Minute))
+	t.Logf("%d rows committed: 50 up front, then by the writer %d before the restart began, %d while it ran, %d after it; %d distinct changes received",
+		committed, before-50, restarted-before, committed-restarted, len(got))
+	if len(got) != committed {
+		t.Fatalf("received %d distinct changes, want %d", len(got), committed)
+	}
+	if st := h.c.Stats(); st.Published < int64(committed) || st.Restarts < 1 {
+		t.Fatalf("stats after a Postgres restart: %+v, want at least %d published and a restart counted", st, committed)
 	}
 }
 

@@ -156,7 +156,15 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, projec
 		p.stateMu.Unlock()
 		body, ctx = rewritten, context.WithValue(ctx, loadKey{}, key)
 	}
-	r = r.Clone(ctx)
+	// BigQuery runs an inserted job to its end whether or not its client
+	// stays; the emulator runs it inside the request and gives up when the
+	// request is cancelled (a client killed mid-job), which has crashed it
+	// in a window function, and the next job would run beside the
+	// abandoned one. So the job is forwarded detached from the client, and
+	// insertMu is held until the emulator has finished it.
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	r = r.Clone(fctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.Header.Del("Content-Length")
