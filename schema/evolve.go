@@ -344,6 +344,9 @@ func (s *Store) History(ctx context.Context, schema, table string) ([]*EventSche
 		if _, err := fmt.Sscanf(strings.TrimPrefix(a.Name, prefix), "%016x.avsc", &fp); err != nil {
 			continue // not a schema
 		}
+		if fp == MarkerFingerprint {
+			continue // the markers' schema, stored beside the tables' versions
+		}
 		es, err := s.Get(ctx, fp)
 		if err != nil {
 			return nil, err
