@@ -208,6 +208,11 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 	if ev.Op == "u" || ev.Op == "d" {
 		t.warnKeyless(es)
 	}
+	// The buffer keeps the message and the change's envelope; the decoded
+	// row (many times the message's size in goavro's maps) is dropped and
+	// decoded again when the buffer is written, so the bytes flow control
+	// counts are the bytes the buffer holds.
+	ev.Before, ev.After = nil, nil
 	t.add(received{msg: m, ev: ev, es: es})
 }
 

@@ -339,11 +339,27 @@ func TestIntegrationSinkIsolation(t *testing.T) {
 		}
 		return load && stream
 	})
-	never := func() bool { return false }
-	poll(before, time.Now().Add(15*time.Second), never)
+	// Each phase lasts at least its time and until each healthy table has
+	// shown a few rows in it (on a busy machine a load can take longer than
+	// the phase), within a bound.
+	phase := func(m map[commit]bool, least time.Duration) {
+		from := time.Now()
+		poll(m, from.Add(3*time.Minute), func() bool {
+			if time.Since(from) < least {
+				return false
+			}
+			for _, n := range names[:2] {
+				if _, _, _, k := lags(m, n); k < 5 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	phase(before, 15*time.Second)
 	breakTarget()
 	broken.Store(true)
-	poll(during, time.Now().Add(20*time.Second), never)
+	phase(during, 20*time.Second)
 	close(stopWriter)
 	if err := <-writerDone; err != nil {
 		t.Fatal(err)

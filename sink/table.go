@@ -221,13 +221,23 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	if err != nil {
 		return err // reading the schema history: Classify decides
 	}
+	// Buffered events hold their envelope only (receive drops the rows to
+	// keep a buffered change near its message's size): the rows are decoded
+	// again from the messages here, one OCF block at a time.
+	sortReceived(g)
 	events := make([]*schema.Event, len(g))
 	for i, r := range g {
 		events[i] = r.ev
 	}
-	sortEvents(events)
+	full := func(i int) (*schema.Event, error) {
+		ev, err := g[i].es.Decode(g[i].msg.Data)
+		if err != nil {
+			return nil, &permanentError{fmt.Errorf("decoding message %s again: %w", g[i].msg.ID, err)}
+		}
+		return ev, nil
+	}
 	var data bytes.Buffer
-	if err := EncodeOCF(&data, cl, events, s.cfg.Compression); err != nil {
+	if err := encodeOCF(&data, cl, len(g), full, s.cfg.Compression); err != nil {
 		return err
 	}
 	first, last := events[0], events[len(events)-1]
@@ -247,7 +257,15 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	if t.streamed() {
-		if err := t.streamEvents(ctx, cl, events); err != nil {
+		// Stream mode inserts the group's rows: decoded whole (a
+		// stream-mode table is one that needs freshness, not volume).
+		rows := make([]*schema.Event, len(g))
+		for i := range g {
+			if rows[i], err = full(i); err != nil {
+				return err
+			}
+		}
+		if err := t.streamEvents(ctx, cl, rows); err != nil {
 			return err
 		}
 	}
