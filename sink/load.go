@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -261,19 +260,16 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	if err := s.loadObjects(ctx, st.Dataset, st.Changelog, m.JobID, m.Objects); err != nil {
 		return err
 	}
-	loaded := time.Now()
 	unlock := t.lockApply()
 	err = s.apply(ctx, st, m.FirstLSN, m.LastLSN)
 	unlock()
 	if err != nil {
 		return &applyError{err}
 	}
-	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects), "rows", m.Rows,
-		"load_seconds", loaded.Sub(start).Seconds(), "apply_seconds", time.Since(loaded).Seconds())
+	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects))
 	return nil
 }
 
@@ -327,17 +323,15 @@ func (s *Sink) loadObjects(ctx context.Context, dataset, changelog, jobID string
 }
 
 // apply brings the current-state table up to date with the changelog rows
-// whose commit LSN lies in [lo, hi]. Every step may be repeated. Each
-// statement's duration is logged at debug level ("apply step").
+// whose commit LSN lies in [lo, hi]. Every step may be repeated.
 func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	stage := s.bq.Dataset(st.Dataset).Table(st.Stage)
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
 	}
-	if err := s.execStep(ctx, "stage", st.StageSQL(lo, hi)); err != nil {
+	if err := s.exec(ctx, st.StageSQL(lo, hi)); err != nil {
 		return err
 	}
-	start := time.Now()
 	it, err := s.bq.Query(st.LatestTruncateSQL(lo, hi)).Read(ctx)
 	if err != nil {
 		return fmt.Errorf("finding truncates: %w", err)
@@ -345,27 +339,23 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	var row []bigquery.Value
 	switch err := it.Next(&row); {
 	case err == nil:
-		s.logStep(ctx, "truncates", start)
 		lsn, _ := row[0].(int64)
 		seq, _ := row[1].(int64)
-		if err := s.execStep(ctx, "delete truncated", st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
+		if err := s.exec(ctx, st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
 			return err
 		}
 	case !errors.Is(err, iterator.Done):
 		return fmt.Errorf("finding truncates: %w", err)
-	default:
-		s.logStep(ctx, "truncates", start)
 	}
 	if st.SoftDelete {
 		if err := s.applySoft(ctx, st); err != nil {
 			return err
 		}
 	} else {
-		if err := s.execStep(ctx, "delete staged", st.DeleteStagedSQL()); err != nil {
-			return err
-		}
-		if err := s.execStep(ctx, "insert staged", st.InsertStagedSQL()); err != nil {
-			return err
+		for _, q := range []string{st.DeleteStagedSQL(), st.InsertStagedSQL()} {
+			if err := s.exec(ctx, q); err != nil {
+				return err
+			}
 		}
 	}
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
@@ -374,33 +364,9 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	return nil
 }
 
-// execStep runs one statement of an apply and logs how long it took.
-func (s *Sink) execStep(ctx context.Context, step, sql string) error {
-	start := time.Now()
-	err := s.exec(ctx, sql)
-	if err == nil {
-		s.logStep(ctx, step, start)
-	}
-	return err
-}
-
-func (s *Sink) logStep(ctx context.Context, step string, start time.Time) {
-	if s.log != nil {
-		s.log.DebugContext(ctx, "apply step", "step", step, "took", time.Since(start))
-	}
-}
-
-// exec runs one statement and waits for it. The job has an ID of its own,
-// so an insert the client retries after losing the answer (the emulator
-// closes a connection whose statement ran longer than its write timeout)
-// finds the job already there and waits for it instead of failing.
+// exec runs one statement and waits for it.
 func (s *Sink) exec(ctx context.Context, sql string) error {
-	q := s.bq.Query(sql)
-	q.JobID = "tributary_sql_" + rand.Text()
-	job, err := q.Run(ctx)
-	if isDuplicateJob(err) {
-		job, err = s.bq.JobFromID(ctx, q.JobID)
-	}
+	job, err := s.bq.Query(sql).Run(ctx)
 	if err == nil {
 		var status *bigquery.JobStatus
 		if status, err = job.Wait(ctx); err == nil {

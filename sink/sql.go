@@ -10,22 +10,20 @@ import (
 // Current-state bookkeeping columns: the row's key in canonical form and
 // the position and time of the change that made the row what it is.
 const (
-	ColKey  = "_tributary_key"
-	colTL   = "_tributary_tl" // position of the latest truncate
-	colTS   = "_tributary_ts"
-	colMv   = "_tributary_mv"   // the change is a move away from the key
-	colRow  = "_tributary_row"  // the key's latest change
-	colMove = "_tributary_move" // position of the key's latest move away
-	colSent = "_tributary_sent" // latest value sent of TOASTable column i: colSent<i>
+	ColKey = "_tributary_key"
+	colRn  = "_tributary_rn"
+	colTL  = "_tributary_tl"
+	colTS  = "_tributary_ts"
+	colML  = "_tributary_ml" // position of the latest move away from a key
+	colMS  = "_tributary_ms"
 )
 
 // Statements generates the SQL that keeps a current-state table in step
 // with its changelog. Every statement is a pure function of the fields and
 // its arguments and uses only what the BigQuery emulator of the local stack
-// executes correctly and in time linear in the rows: CREATE TABLE … AS
-// SELECT with GROUP BY aggregates, DELETE … WHERE k IN (SELECT …) and
-// INSERT … SELECT; no MERGE, no correlated DELETE, no join of two large
-// inputs and no window function (see StageSQL).
+// executes correctly: CREATE TABLE … AS SELECT with window functions,
+// DELETE … WHERE k IN (SELECT …) and INSERT … SELECT; no MERGE, no
+// correlated DELETE.
 //
 // The apply is a recomputation, not an increment: for every key the new
 // changelog rows touch, the stage holds the latest change of that key by
@@ -135,17 +133,9 @@ func after(a, l, s string) string {
 // StageSQL creates the stage from the changelog rows whose commit LSN lies
 // in [lo, hi] (a superset of a load's rows: recomputing more keys is
 // harmless).
-//
-// Its shape keeps it linear on the emulator, which runs a join as a nested
-// loop of function calls and evaluates a window function as a scan of its
-// whole input per row: the touched keys are filtered with IN (subquery)
-// and everything a staged row needs — the latest change, the latest value
-// sent of each TOASTable column and the latest move away from the key —
-// comes from aggregates of one GROUP BY over the key, with no join and no
-// window function.
 func (s Statements) StageSQL(lo, hi uint64) string {
 	var b strings.Builder
-	lsn, seq, op, un, bk, ts := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged, schema.ColBeforeKey, schema.ColCommitTS
+	lsn, seq, op, un, bk := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged, schema.ColBeforeKey
 	moves := s.moves()
 	fmt.Fprintf(&b, "CREATE TABLE %s AS\n", s.table(s.Stage))
 	fmt.Fprintf(&b, "WITH tr AS (SELECT l AS %s, q AS %s FROM (SELECT %s AS l, %s AS q FROM %s WHERE %s = 't' UNION ALL SELECT -1, -1) ORDER BY l DESC, q DESC LIMIT 1),\n",
@@ -159,74 +149,51 @@ func (s Statements) StageSQL(lo, hi uint64) string {
 			s.KeyExpr("n"), inRange, op, s.OldKeyExpr("n"), inRange, op, bk)
 		touched = "SELECT k FROM tk"
 	}
-	// ch: every change of a touched key after the latest truncate, and,
-	// with moves, every move away from a touched key (marked colMv), keyed
-	// by the key it left.
-	mvCol := ""
+	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (%s)),\n",
+		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), s.KeyExpr("c"), touched)
+	fmt.Fprintf(&b, "rk AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC) AS %s FROM ch)", ColKey, lsn, seq, colRn)
 	if moves {
-		mvCol = "FALSE AS " + colMv + ", "
+		// The latest move away from each touched key.
+		fmt.Fprintf(&b, ",\nmv AS (SELECT %[1]s, %[2]s, %[3]s FROM (SELECT %[4]s AS %[1]s, m.%[5]s AS %[2]s, m.%[6]s AS %[3]s,\n    ROW_NUMBER() OVER (PARTITION BY %[4]s ORDER BY m.%[5]s DESC, m.%[6]s DESC) AS %[7]s\n  FROM %[8]s AS m CROSS JOIN tr WHERE m.%[9]s = 'u' AND m.%[10]s IS NOT NULL AND %[11]s AND %[4]s != %[12]s\n  AND %[4]s IN (%[13]s)) WHERE %[7]s = 1)",
+			ColKey, colML, colMS, s.OldKeyExpr("m"), lsn, seq, colRn, s.table(s.Changelog), op, bk, after("m", "tr."+colTL, "tr."+colTS), s.KeyExpr("m"), touched)
 	}
-	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, %sc.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (%s)",
-		s.KeyExpr("c"), ColKey, mvCol, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), s.KeyExpr("c"), touched)
-	if moves {
-		fmt.Fprintf(&b, "\n  UNION ALL SELECT %[1]s, TRUE, m.* FROM %[2]s AS m CROSS JOIN tr WHERE m.%[3]s = 'u' AND m.%[4]s IS NOT NULL AND %[5]s AND %[1]s != %[6]s\n  AND %[1]s IN (%[7]s)",
-			s.OldKeyExpr("m"), s.table(s.Changelog), op, bk, after("m", "tr."+colTL, "tr."+colTS), s.KeyExpr("m"), touched)
-	}
-	b.WriteString("),\n")
-	// g: per key, the latest change (colRow), the latest move away (colMove)
-	// and the latest value sent of each TOASTable column (colSent<i>).
-	latest := fmt.Sprintf(" ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)]", lsn, seq)
-	fields := []string{op, lsn, seq, ts, un}
-	before := set(s.BeforeKey)
-	for _, c := range s.Toastable {
-		if before[c] { // the old row's value of an unsent column
-			fields = append(fields, bk)
-			break
+	if len(s.Toastable) > 0 {
+		b.WriteString(",\nsent AS (SELECT " + ColKey)
+		for _, c := range s.Toastable {
+			q := schema.QuoteBigQuery(c)
+			fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)].v AS %s",
+				op, sqlString(c), un, q, lsn, seq, q)
 		}
+		b.WriteString("\n  FROM ch GROUP BY " + ColKey + ")")
 	}
-	for _, c := range s.Columns {
-		fields = append(fields, schema.QuoteBigQuery(c))
-	}
-	row := "STRUCT(" + strings.Join(fields, ", ") + ")"
-	notRow := ""
+	fmt.Fprintf(&b, "\nSELECT rk.%s, ", ColKey)
 	if moves {
-		row = fmt.Sprintf("IF(%s, NULL, %s) IGNORE NULLS", colMv, row)
-		notRow = colMv + " OR "
-	}
-	fmt.Fprintf(&b, "g AS (SELECT %s,\n  ARRAY_AGG(%s%s AS %s", ColKey, row, latest, colRow)
-	if moves {
-		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s, STRUCT(%s AS l, %s AS s), NULL) IGNORE NULLS%s AS %s", colMv, lsn, seq, latest, colMove)
-	}
-	for i, c := range s.Toastable {
-		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS%s.v AS %s%d",
-			notRow, op, sqlString(c), un, schema.QuoteBigQuery(c), latest, colSent, i)
-	}
-	fmt.Fprintf(&b, "\n  FROM ch GROUP BY %s)\n", ColKey)
-	r := colRow + "."
-	fmt.Fprintf(&b, "SELECT %s, ", ColKey)
-	if moves {
-		fmt.Fprintf(&b, "IF(%[1]s.l > %[2]s%[3]s OR (%[1]s.l = %[2]s%[3]s AND %[1]s.s > %[2]s%[4]s), 'd', %[2]s%[5]s) AS %[5]s",
-			colMove, r, lsn, seq, op)
+		fmt.Fprintf(&b, "IF(mv.%[1]s IS NOT NULL AND (mv.%[2]s > rk.%[4]s OR (mv.%[2]s = rk.%[4]s AND mv.%[3]s > rk.%[5]s)), 'd', rk.%[6]s) AS %[6]s",
+			ColKey, colML, colMS, lsn, seq, op)
 	} else {
-		fmt.Fprintf(&b, "%s%s AS %s", r, op, op)
+		fmt.Fprintf(&b, "rk.%s", op)
 	}
-	fmt.Fprintf(&b, ", %[1]s%[2]s AS %[2]s, %[1]s%[3]s AS %[3]s, %[1]s%[4]s AS %[4]s", r, lsn, seq, ts)
-	sent := map[string]string{}
-	for i, c := range s.Toastable {
-		sent[c] = fmt.Sprintf("%s%d", colSent, i)
-	}
+	fmt.Fprintf(&b, ", rk.%s, rk.%s, rk.%s", lsn, seq, schema.ColCommitTS)
+	toast, before := set(s.Toastable), set(s.BeforeKey)
 	for _, c := range s.Columns {
 		q := schema.QuoteBigQuery(c)
 		switch {
-		case sent[c] != "" && before[c]:
-			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(%s%s), COALESCE(%s%s.%s, %s), %s%s) AS %s", sqlString(c), r, un, r, bk, q, sent[c], r, q, q)
-		case sent[c] != "":
-			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(%s%s), %s, %s%s) AS %s", sqlString(c), r, un, sent[c], r, q, q)
+		case toast[c] && before[c]:
+			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), COALESCE(rk.%s.%s, sent.%s), rk.%s) AS %s", sqlString(c), un, bk, q, q, q, q)
+		case toast[c]:
+			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), sent.%s, rk.%s) AS %s", sqlString(c), un, q, q, q)
 		default:
-			fmt.Fprintf(&b, ",\n  %s%s AS %s", r, q, q)
+			fmt.Fprintf(&b, ",\n  rk.%s", q)
 		}
 	}
-	fmt.Fprintf(&b, "\nFROM g WHERE %s IS NOT NULL", colRow)
+	b.WriteString("\nFROM rk")
+	if len(s.Toastable) > 0 {
+		fmt.Fprintf(&b, " LEFT JOIN sent ON sent.%s = rk.%s", ColKey, ColKey)
+	}
+	if moves {
+		fmt.Fprintf(&b, " LEFT JOIN mv ON mv.%s = rk.%s", ColKey, ColKey)
+	}
+	fmt.Fprintf(&b, "\nWHERE rk.%s = 1", colRn)
 	return b.String()
 }
 
@@ -267,7 +234,7 @@ func sqlString(s string) string {
 
 // ColDeleted marks the rows of a soft-delete table whose key was deleted
 // (or moved away by a key-changing update).
-const ColDeleted = schema.ColDeleted
+const ColDeleted = "_tributary_deleted"
 
 // SoftStageSQL creates SoftStage from the stage of a soft-delete table:
 // every staged row, with ColDeleted set on deletes, and a delete carrying

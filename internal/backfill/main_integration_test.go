@@ -234,8 +234,7 @@ func (p *pipe) waitEqual(table string, timeout time.Duration) {
 		if _, err := current.Metadata(ctx); err != nil {
 			return false, err
 		}
-		// One comparison of a large table may take minutes on the emulator.
-		vctx, cancel := context.WithTimeout(ctx, max(time.Minute, timeout/4))
+		vctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		res, err := verify.Table(vctx, src, "public", table)
 		if err != nil {
