@@ -25,6 +25,9 @@ const (
 	// Postgres sent the old row (deletes; updates that change the key or run
 	// under REPLICA IDENTITY FULL): the row an update moved away from.
 	ColBeforeKey = "_tributary_before_key"
+	// ColDeleted is the current-state column of a soft-delete table that
+	// marks a deleted key (the sink keeps the row and its last values).
+	ColDeleted = "_tributary_deleted"
 )
 
 // Changelog is the flat record one change becomes in the Avro object files

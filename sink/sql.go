@@ -234,7 +234,7 @@ func sqlString(s string) string {
 
 // ColDeleted marks the rows of a soft-delete table whose key was deleted
 // (or moved away by a key-changing update).
-const ColDeleted = "_tributary_deleted"
+const ColDeleted = schema.ColDeleted
 
 // SoftStageSQL creates SoftStage from the stage of a soft-delete table:
 // every staged row, with ColDeleted set on deletes, and a delete carrying

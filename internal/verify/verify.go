@@ -19,7 +19,6 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/tributary-cdc/tributary/schema"
-	"github.com/tributary-cdc/tributary/sink"
 )
 
 // Buckets is how many key buckets rows are digested into.
@@ -305,8 +304,8 @@ func readBigQuery(ctx context.Context, src Source, t *schema.Table, columns []st
 	}
 	where := ""
 	for _, f := range md.Schema {
-		if f.Name == sink.ColDeleted { // a soft-delete table keeps deleted keys, marked
-			where = " WHERE NOT COALESCE(" + schema.QuoteBigQuery(sink.ColDeleted) + ", FALSE)" // the emulator takes NULL IS NOT TRUE as false
+		if f.Name == schema.ColDeleted { // a soft-delete table keeps deleted keys, marked
+			where = " WHERE NOT COALESCE(" + schema.QuoteBigQuery(schema.ColDeleted) + ", FALSE)" // the emulator takes NULL IS NOT TRUE as false
 		}
 	}
 	it, err := src.BigQuery.Query("SELECT " + strings.Join(names, ", ") + " FROM " + table + where).Read(ctx)

@@ -20,7 +20,6 @@ import (
 	"github.com/tributary-cdc/tributary/internal/pgcatalog"
 	"github.com/tributary-cdc/tributary/internal/verify"
 	"github.com/tributary-cdc/tributary/schema"
-	"github.com/tributary-cdc/tributary/sink"
 )
 
 var stack *localstack.Stack
@@ -251,7 +250,7 @@ func TestIntegrationVerifySkipsSoftDeletedRows(t *testing.T) {
 	src := verify.Source{Postgres: conn, Resolver: schema.Chain(schema.Builtin, cat), BigQuery: bq, Dataset: stack.Dataset}
 	id := schema.BigQueryTableName("public", "soft", "")
 	if err := bq.Dataset(stack.Dataset).Table(id).Create(ctx, &bigquery.TableMetadata{Schema: bigquery.Schema{
-		{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "v", Type: bigquery.StringFieldType}, {Name: sink.ColDeleted, Type: bigquery.BooleanFieldType},
+		{Name: "id", Type: bigquery.IntegerFieldType}, {Name: "v", Type: bigquery.StringFieldType}, {Name: schema.ColDeleted, Type: bigquery.BooleanFieldType},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +267,7 @@ func TestIntegrationVerifySkipsSoftDeletedRows(t *testing.T) {
 	}
 	// Rows 1–10 live (the flag false or NULL), 11 and 12 deleted in Postgres.
 	run(fmt.Sprintf("INSERT INTO %s (id, v, %s) VALUES (1, 'v1', NULL), (2, 'v2', FALSE), (3, 'v3', FALSE), (4, 'v4', FALSE), (5, 'v5', FALSE), "+
-		"(6, 'v6', FALSE), (7, 'v7', FALSE), (8, 'v8', FALSE), (9, 'v9', FALSE), (10, 'v10', FALSE), (11, 'v11', TRUE), (12, 'v12', TRUE)", tbl, sink.ColDeleted))
+		"(6, 'v6', FALSE), (7, 'v7', FALSE), (8, 'v8', FALSE), (9, 'v9', FALSE), (10, 'v10', FALSE), (11, 'v11', TRUE), (12, 'v12', TRUE)", tbl, schema.ColDeleted))
 	res, err := verify.Table(ctx, src, "public", "soft")
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +275,7 @@ func TestIntegrationVerifySkipsSoftDeletedRows(t *testing.T) {
 	if !res.Equal() || res.PostgresRows != 10 || res.BigQueryRows != 10 {
 		t.Fatalf("soft-deleted rows counted: %+v", res)
 	}
-	run(fmt.Sprintf("INSERT INTO %s (id, v, %s) VALUES (13, 'v13', FALSE)", tbl, sink.ColDeleted))
+	run(fmt.Sprintf("INSERT INTO %s (id, v, %s) VALUES (13, 'v13', FALSE)", tbl, schema.ColDeleted))
 	res, err = verify.Table(ctx, src, "public", "soft")
 	if err != nil {
 		t.Fatal(err)
