@@ -306,3 +306,38 @@ func sameValue(got, want bigquery.Value) error {
 	}
 	return nil
 }
+
+// A client that goes away in the middle of a request (a process killed
+// during a query) leaves the emulator serving: the emulator, handed the
+// cancellation, closes its only database connection and answers every later
+// request 500 ("sql: connection is already closed"), which once stalled
+// every sink of a test run forever. The proxy lets the emulator finish.
+func TestIntegrationClientGoneMidQuery(t *testing.T) {
+	ctx := context.Background()
+	st := startStack(t, ctx)
+	// Seconds of work on the emulator (it joins as nested loops).
+	slow := st.bq.Query(`SELECT COUNT(*) FROM UNNEST(GENERATE_ARRAY(1, 1500)) a, UNNEST(GENERATE_ARRAY(1, 1500)) b WHERE a + b > 3`)
+	for i := range 3 {
+		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := slow.Read(qctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("round %d: the slow query finished within 300ms; the test needs a slower one", i)
+		}
+		// The client gives up on 5xx answers only when its context ends:
+		// a bound keeps a broken emulator a failure, not a hang.
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		it, err := st.bq.Query(fmt.Sprintf("SELECT %d + 1", i)).Read(rctx)
+		var row []bigquery.Value
+		if err == nil {
+			err = it.Next(&row)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: after a client went away mid-query, the next query failed: %v", i, err)
+		}
+		if len(row) != 1 || row[0] != int64(i+1) {
+			t.Fatalf("round %d: the next query answered %v, want [%d]", i, row, i+1)
+		}
+	}
+}

@@ -95,6 +95,8 @@ func New(target *url.URL, gcs *storage.Client, scratchBucket string) (*Proxy, er
 // ServeHTTP handles job inserts, reads of jobs the proxy failed itself and
 // table patches, and forwards every other request to the emulator.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, done := detached(r) // every call the proxy makes for r, too
+	defer done()
 	m := jobsPath.FindStringSubmatch(r.URL.Path)
 	switch {
 	case m != nil && m[3] == "" && r.Method == http.MethodPost:
@@ -113,6 +115,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.tableMu.RLock()
 	defer p.tableMu.RUnlock()
 	p.forward.ServeHTTP(w, r)
+}
+
+// detached returns r with a context the client's going away does not
+// cancel, and the function that ends it. BigQuery finishes a request
+// whether or not its client stays; the emulator, given a cancelled request,
+// closes the one database connection it serves every request with ("sql:
+// connection is already closed") and from then on answers every request
+// 500 — a process killed during a query or an insertAll would break the
+// local stack for good. The request still ends: the emulator answers it and
+// the answer is dropped. (The context must be cancellable: given one that
+// is not, ReverseProxy cancels on the client's CloseNotify instead.)
+func detached(r *http.Request) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	return r.WithContext(ctx), cancel
 }
 
 // failedJob returns the job resource of an AVRO load the proxy failed itself.
@@ -158,13 +174,11 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, projec
 	}
 	// BigQuery runs an inserted job to its end whether or not its client
 	// stays; the emulator runs it inside the request and gives up when the
-	// request is cancelled (a client killed mid-job), which has crashed it
-	// in a window function, and the next job would run beside the
-	// abandoned one. So the job is forwarded detached from the client, and
-	// insertMu is held until the emulator has finished it.
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	r = r.Clone(fctx)
+	// request is cancelled (see detached), and the next job would run
+	// beside the abandoned one. So the job is forwarded detached from the
+	// client (ServeHTTP), and insertMu is held until the emulator has
+	// finished it.
+	r = r.WithContext(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.Header.Del("Content-Length")
