@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -32,12 +31,6 @@ import (
 // the emulator stores what insertAll sends for JSON and BYTES as a JSON
 // string and as the base64 text; see README.)
 func TestIntegrationSinkStreamMode(t *testing.T) {
-	if os.Getenv("TRIBUTARY_KNOWN_FAILURES") == "" {
-		// Known failure after the merges, under investigation: the sink's
-		// graceful stop hangs with a stream-mode flush retrying the table's
-		// metadata. Run it with TRIBUTARY_KNOWN_FAILURES=1.
-		t.Skip("known failure: graceful stop hangs in stream mode; set TRIBUTARY_KNOWN_FAILURES=1 to run it")
-	}
 	needStack(t)
 	p := newPipeline(t, "sink_stream", []capture.TableName{{Schema: "public", Name: "streamed"}},
 		`CREATE TABLE streamed (id bigint PRIMARY KEY, name text, qty int, big bigint, price numeric(12,2), ratio float8,
