@@ -260,16 +260,19 @@ func (t *table) loadAndApply(ctx context.Context, m *manifest) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := s.loadObjects(ctx, st.Dataset, st.Changelog, m.JobID, m.Objects); err != nil {
 		return err
 	}
+	loaded := time.Now()
 	unlock := t.lockApply()
 	err = s.apply(ctx, st, m.FirstLSN, m.LastLSN)
 	unlock()
 	if err != nil {
 		return &applyError{err}
 	}
-	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects))
+	s.log.Info("loaded", "table", t.key, "job", m.JobID, "objects", len(m.Objects), "rows", m.Rows,
+		"load_seconds", loaded.Sub(start).Seconds(), "apply_seconds", time.Since(loaded).Seconds())
 	return nil
 }
 
@@ -323,15 +326,17 @@ func (s *Sink) loadObjects(ctx context.Context, dataset, changelog, jobID string
 }
 
 // apply brings the current-state table up to date with the changelog rows
-// whose commit LSN lies in [lo, hi]. Every step may be repeated.
+// whose commit LSN lies in [lo, hi]. Every step may be repeated. Each
+// statement's duration is logged at debug level ("apply step").
 func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	stage := s.bq.Dataset(st.Dataset).Table(st.Stage)
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
 	}
-	if err := s.exec(ctx, st.StageSQL(lo, hi)); err != nil {
+	if err := s.execStep(ctx, "stage", st.StageSQL(lo, hi)); err != nil {
 		return err
 	}
+	start := time.Now()
 	it, err := s.bq.Query(st.LatestTruncateSQL(lo, hi)).Read(ctx)
 	if err != nil {
 		return fmt.Errorf("finding truncates: %w", err)
@@ -339,29 +344,49 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	var row []bigquery.Value
 	switch err := it.Next(&row); {
 	case err == nil:
+		s.logStep(ctx, "truncates", start)
 		lsn, _ := row[0].(int64)
 		seq, _ := row[1].(int64)
-		if err := s.exec(ctx, st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
+		if err := s.execStep(ctx, "delete truncated", st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
 			return err
 		}
 	case !errors.Is(err, iterator.Done):
 		return fmt.Errorf("finding truncates: %w", err)
+	default:
+		s.logStep(ctx, "truncates", start)
 	}
 	if st.SoftDelete {
 		if err := s.applySoft(ctx, st); err != nil {
 			return err
 		}
 	} else {
-		for _, q := range []string{st.DeleteStagedSQL(), st.InsertStagedSQL()} {
-			if err := s.exec(ctx, q); err != nil {
-				return err
-			}
+		if err := s.execStep(ctx, "delete staged", st.DeleteStagedSQL()); err != nil {
+			return err
+		}
+		if err := s.execStep(ctx, "insert staged", st.InsertStagedSQL()); err != nil {
+			return err
 		}
 	}
 	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
 		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
 	}
 	return nil
+}
+
+// execStep runs one statement of an apply and logs how long it took.
+func (s *Sink) execStep(ctx context.Context, step, sql string) error {
+	start := time.Now()
+	err := s.exec(ctx, sql)
+	if err == nil {
+		s.logStep(ctx, step, start)
+	}
+	return err
+}
+
+func (s *Sink) logStep(ctx context.Context, step string, start time.Time) {
+	if s.log != nil {
+		s.log.DebugContext(ctx, "apply step", "step", step, "took", time.Since(start))
+	}
 }
 
 // exec runs one statement and waits for it.
@@ -422,6 +447,7 @@ func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelo
 		Project: s.bq.Project(), Dataset: names.Dataset, Key: key,
 		Changelog: names.Changelog, Current: names.Current, Stage: names.Stage,
 		SoftDelete: s.cfg.table(k).SoftDelete, SoftStage: names.Stage + "_soft",
+		Types: map[string]string{},
 	}
 	clSchema, err := s.ensureTable(ctx, st.Dataset, st.Changelog, clMeta)
 	if err != nil {
@@ -441,6 +467,9 @@ func (s *Sink) ensureTables(ctx context.Context, k tableKey, cl *schema.Changelo
 		if !envelope[f.Name] {
 			all = append(all, f)
 			st.Columns = append(st.Columns, f.Name)
+			if !f.Repeated {
+				st.Types[f.Name] = standardSQLType[f.Type]
+			}
 			if !fixedWidth[f.Type] || f.Repeated {
 				st.Toastable = append(st.Toastable, f.Name)
 			}

@@ -2,7 +2,10 @@ package sink
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	"cloud.google.com/go/bigquery"
 
 	"github.com/tributary-cdc/tributary/schema"
 )
@@ -10,20 +13,23 @@ import (
 // Current-state bookkeeping columns: the row's key in canonical form and
 // the position and time of the change that made the row what it is.
 const (
-	ColKey = "_tributary_key"
-	colRn  = "_tributary_rn"
-	colTL  = "_tributary_tl"
-	colTS  = "_tributary_ts"
-	colML  = "_tributary_ml" // position of the latest move away from a key
-	colMS  = "_tributary_ms"
+	ColKey    = "_tributary_key"
+	colTL     = "_tributary_tl" // position of the latest truncate
+	colTS     = "_tributary_ts"
+	colMv     = "_tributary_mv"     // the change is a move away from the key
+	colRow    = "_tributary_row"    // the key's latest change
+	colMove   = "_tributary_move"   // position of the key's latest move away
+	colSent   = "_tributary_sent"   // latest value sent of TOASTable column i: colSent<i>
+	colBefore = "_tributary_before" // the old row's value of TOASTable column i: colBefore<i>
 )
 
 // Statements generates the SQL that keeps a current-state table in step
 // with its changelog. Every statement is a pure function of the fields and
 // its arguments and uses only what the BigQuery emulator of the local stack
-// executes correctly: CREATE TABLE … AS SELECT with window functions,
-// DELETE … WHERE k IN (SELECT …) and INSERT … SELECT; no MERGE, no
-// correlated DELETE.
+// executes correctly and in time linear in the rows: CREATE TABLE … AS
+// SELECT with GROUP BY aggregates, DELETE … WHERE k IN (SELECT …) and
+// INSERT … SELECT; no MERGE, no correlated DELETE, no join of two large
+// inputs and no window function (see StageSQL).
 //
 // The apply is a recomputation, not an increment: for every key the new
 // changelog rows touch, the stage holds the latest change of that key by
@@ -56,6 +62,10 @@ type Statements struct {
 	Columns []string
 	// Toastable are the Columns whose values an update may leave unsent.
 	Toastable []string
+	// Types holds the BigQuery type of the Columns that are not REPEATED
+	// ("INT64", "FLOAT64", …): StageSQL carries INT64 and FLOAT64 values
+	// through STRUCTs as exact text (see carry).
+	Types map[string]string
 	// SoftDelete keeps deleted rows, with ColDeleted set, staged through
 	// SoftStage (SoftStageSQL, InsertSoftStagedSQL).
 	SoftDelete bool
@@ -133,9 +143,17 @@ func after(a, l, s string) string {
 // StageSQL creates the stage from the changelog rows whose commit LSN lies
 // in [lo, hi] (a superset of a load's rows: recomputing more keys is
 // harmless).
+//
+// Its shape keeps it linear on the emulator, which runs a join as a nested
+// loop of function calls and evaluates a window function as a scan of its
+// whole input per row: the touched keys are filtered with IN (subquery)
+// and everything a staged row needs — the latest change, the latest value
+// sent of each TOASTable column and the latest move away from the key —
+// comes from aggregates of one GROUP BY over the key, with no join and no
+// window function.
 func (s Statements) StageSQL(lo, hi uint64) string {
 	var b strings.Builder
-	lsn, seq, op, un, bk := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged, schema.ColBeforeKey
+	lsn, seq, op, un, bk, ts := schema.ColCommitLSN, schema.ColSeq, schema.ColOp, schema.ColUnchanged, schema.ColBeforeKey, schema.ColCommitTS
 	moves := s.moves()
 	fmt.Fprintf(&b, "CREATE TABLE %s AS\n", s.table(s.Stage))
 	fmt.Fprintf(&b, "WITH tr AS (SELECT l AS %s, q AS %s FROM (SELECT %s AS l, %s AS q FROM %s WHERE %s = 't' UNION ALL SELECT -1, -1) ORDER BY l DESC, q DESC LIMIT 1),\n",
@@ -149,52 +167,141 @@ func (s Statements) StageSQL(lo, hi uint64) string {
 			s.KeyExpr("n"), inRange, op, s.OldKeyExpr("n"), inRange, op, bk)
 		touched = "SELECT k FROM tk"
 	}
-	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (%s)),\n",
-		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), s.KeyExpr("c"), touched)
-	fmt.Fprintf(&b, "rk AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC) AS %s FROM ch)", ColKey, lsn, seq, colRn)
+	// ch: every change of a touched key after the latest truncate, and,
+	// with moves, every move away from a touched key (marked colMv), keyed
+	// by the key it left.
+	mvCol := ""
 	if moves {
-		// The latest move away from each touched key.
-		fmt.Fprintf(&b, ",\nmv AS (SELECT %[1]s, %[2]s, %[3]s FROM (SELECT %[4]s AS %[1]s, m.%[5]s AS %[2]s, m.%[6]s AS %[3]s,\n    ROW_NUMBER() OVER (PARTITION BY %[4]s ORDER BY m.%[5]s DESC, m.%[6]s DESC) AS %[7]s\n  FROM %[8]s AS m CROSS JOIN tr WHERE m.%[9]s = 'u' AND m.%[10]s IS NOT NULL AND %[11]s AND %[4]s != %[12]s\n  AND %[4]s IN (%[13]s)) WHERE %[7]s = 1)",
-			ColKey, colML, colMS, s.OldKeyExpr("m"), lsn, seq, colRn, s.table(s.Changelog), op, bk, after("m", "tr."+colTL, "tr."+colTS), s.KeyExpr("m"), touched)
+		mvCol = "FALSE AS " + colMv + ", "
 	}
-	if len(s.Toastable) > 0 {
-		b.WriteString(",\nsent AS (SELECT " + ColKey)
-		for _, c := range s.Toastable {
-			q := schema.QuoteBigQuery(c)
-			fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)].v AS %s",
-				op, sqlString(c), un, q, lsn, seq, q)
+	fmt.Fprintf(&b, "ch AS (SELECT %s AS %s, %sc.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s\n  AND %s IN (%s)",
+		s.KeyExpr("c"), ColKey, mvCol, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), s.KeyExpr("c"), touched)
+	if moves {
+		fmt.Fprintf(&b, "\n  UNION ALL SELECT %[1]s, TRUE, m.* FROM %[2]s AS m CROSS JOIN tr WHERE m.%[3]s = 'u' AND m.%[4]s IS NOT NULL AND %[5]s AND %[1]s != %[6]s\n  AND %[1]s IN (%[7]s)",
+			s.OldKeyExpr("m"), s.table(s.Changelog), op, bk, after("m", "tr."+colTL, "tr."+colTS), s.KeyExpr("m"), touched)
+	}
+	b.WriteString("),\n")
+	// g: per key, the latest change (in parts: colRow, colRow1, …), the
+	// latest move away (colMove) and the latest value sent of each
+	// TOASTable column (colSent<i>).
+	latest := fmt.Sprintf(" ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)]", lsn, seq)
+	type field struct{ name, expr, typ string }
+	fields := []field{{op, op, ""}, {lsn, lsn, "INT64"}, {seq, seq, "INT64"}, {ts, ts, ""}, {un, un, ""}}
+	before := set(s.BeforeKey)
+	oldValue := map[string]string{} // the old row's value of an unsent column
+	for _, c := range s.Toastable {
+		if before[c] {
+			oldValue[c] = fmt.Sprintf("%s%d", colBefore, len(oldValue))
+			fields = append(fields, field{oldValue[c], bk + "." + schema.QuoteBigQuery(c), s.Types[c]})
 		}
-		b.WriteString("\n  FROM ch GROUP BY " + ColKey + ")")
 	}
-	fmt.Fprintf(&b, "\nSELECT rk.%s, ", ColKey)
+	for _, c := range s.Columns {
+		q := schema.QuoteBigQuery(c)
+		fields = append(fields, field{q, q, s.Types[c]})
+	}
+	notRow := ""
 	if moves {
-		fmt.Fprintf(&b, "IF(mv.%[1]s IS NOT NULL AND (mv.%[2]s > rk.%[4]s OR (mv.%[2]s = rk.%[4]s AND mv.%[3]s > rk.%[5]s)), 'd', rk.%[6]s) AS %[6]s",
-			ColKey, colML, colMS, lsn, seq, op)
-	} else {
-		fmt.Fprintf(&b, "rk.%s", op)
+		notRow = colMv + " OR "
 	}
-	fmt.Fprintf(&b, ", rk.%s, rk.%s, rk.%s", lsn, seq, schema.ColCommitTS)
-	toast, before := set(s.Toastable), set(s.BeforeKey)
+	part := map[string]string{} // field name → the part holding it
+	fmt.Fprintf(&b, "g AS (SELECT %s", ColKey)
+	for i := 0; i*rowPartFields < len(fields); i++ {
+		name := colRow
+		if i > 0 {
+			name += strconv.Itoa(i)
+		}
+		var list []string
+		for _, f := range fields[i*rowPartFields : min(len(fields), (i+1)*rowPartFields)] {
+			if e := carry(f.expr, f.typ); e != f.name {
+				list = append(list, e+" AS "+f.name)
+			} else {
+				list = append(list, e)
+			}
+			part[f.name] = name
+		}
+		row := "STRUCT(" + strings.Join(list, ", ") + ")"
+		if moves {
+			row = fmt.Sprintf("IF(%s, NULL, %s) IGNORE NULLS", colMv, row)
+		}
+		fmt.Fprintf(&b, ",\n  ARRAY_AGG(%s%s AS %s", row, latest, name)
+	}
+	if moves {
+		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s, STRUCT(%s AS l, %s AS s), NULL) IGNORE NULLS%s AS %s",
+			colMv, carry(lsn, "INT64"), carry(seq, "INT64"), latest, colMove)
+	}
+	for i, c := range s.Toastable {
+		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS%s.v AS %s%d",
+			notRow, op, sqlString(c), un, carry(schema.QuoteBigQuery(c), s.Types[c]), latest, colSent, i)
+	}
+	fmt.Fprintf(&b, "\n  FROM ch GROUP BY %s)\n", ColKey)
+	types := map[string]string{lsn: "INT64", seq: "INT64"}
+	for _, f := range fields {
+		types[f.name] = f.typ
+	}
+	get := func(name string) string { return uncarry(part[name]+"."+name, types[name]) }
+	fmt.Fprintf(&b, "SELECT %s, ", ColKey)
+	if moves {
+		ml, ms := uncarry(colMove+".l", "INT64"), uncarry(colMove+".s", "INT64")
+		fmt.Fprintf(&b, "IF(%[1]s > %[3]s OR (%[1]s = %[3]s AND %[2]s > %[4]s), 'd', %[5]s) AS %[6]s",
+			ml, ms, get(lsn), get(seq), get(op), op)
+	} else {
+		fmt.Fprintf(&b, "%s AS %s", get(op), op)
+	}
+	fmt.Fprintf(&b, ", %s AS %s, %s AS %s, %s AS %s", get(lsn), lsn, get(seq), seq, get(ts), ts)
+	sent := map[string]string{}
+	for i, c := range s.Toastable {
+		sent[c] = uncarry(fmt.Sprintf("%s%d", colSent, i), s.Types[c])
+	}
 	for _, c := range s.Columns {
 		q := schema.QuoteBigQuery(c)
 		switch {
-		case toast[c] && before[c]:
-			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), COALESCE(rk.%s.%s, sent.%s), rk.%s) AS %s", sqlString(c), un, bk, q, q, q, q)
-		case toast[c]:
-			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(rk.%s), sent.%s, rk.%s) AS %s", sqlString(c), un, q, q, q)
+		case sent[c] != "" && oldValue[c] != "":
+			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(%s), COALESCE(%s, %s), %s) AS %s", sqlString(c), get(un), get(oldValue[c]), sent[c], get(q), q)
+		case sent[c] != "":
+			fmt.Fprintf(&b, ",\n  IF(%s IN UNNEST(%s), %s, %s) AS %s", sqlString(c), get(un), sent[c], get(q), q)
 		default:
-			fmt.Fprintf(&b, ",\n  rk.%s", q)
+			fmt.Fprintf(&b, ",\n  %s AS %s", get(q), q)
 		}
 	}
-	b.WriteString("\nFROM rk")
-	if len(s.Toastable) > 0 {
-		fmt.Fprintf(&b, " LEFT JOIN sent ON sent.%s = rk.%s", ColKey, ColKey)
-	}
-	if moves {
-		fmt.Fprintf(&b, " LEFT JOIN mv ON mv.%s = rk.%s", ColKey, ColKey)
-	}
-	fmt.Fprintf(&b, "\nWHERE rk.%s = 1", colRn)
+	fmt.Fprintf(&b, "\nFROM g WHERE %s IS NOT NULL", colRow)
 	return b.String()
+}
+
+// rowPartFields bounds the fields of one STRUCT in StageSQL: the emulator
+// passes a STRUCT's fields to one SQLite function, which takes at most 127
+// arguments, so a wide table's row is aggregated in several parts, each
+// under the same order (so each holds the same change).
+const rowPartFields = 40
+
+// carry is expr as it travels through a STRUCT or an array aggregate: INT64
+// and FLOAT64 as exact text. The emulator carries numbers inside a STRUCT
+// as float64 (an INT64 beyond 2^53 comes back changed, an infinity fails
+// the query); on BigQuery the text costs a cast. '%.17g' round-trips every
+// double, infinities included.
+func carry(expr, typ string) string {
+	switch typ {
+	case "INT64":
+		return "CAST(" + expr + " AS STRING)"
+	case "FLOAT64":
+		return "FORMAT('%.17g', " + expr + ")"
+	}
+	return expr
+}
+
+// uncarry reads back what carry made of a value of type typ.
+func uncarry(expr, typ string) string {
+	switch typ {
+	case "INT64", "FLOAT64":
+		return "CAST(" + expr + " AS " + typ + ")"
+	}
+	return expr
+}
+
+// standardSQLType names the legacy field types of the BigQuery API that
+// carry needs in standard SQL.
+var standardSQLType = map[bigquery.FieldType]string{
+	bigquery.IntegerFieldType: "INT64",
+	bigquery.FloatFieldType:   "FLOAT64",
 }
 
 // LatestTruncateSQL selects the position (commit LSN, seq) of the latest
@@ -251,14 +358,14 @@ func (s Statements) SoftStageSQL() string {
 	for _, c := range s.Columns {
 		q := schema.QuoteBigQuery(c)
 		fmt.Fprintf(&b, ",\n  ARRAY_AGG(IF(%s = 'd' OR %s IN UNNEST(%s), NULL, STRUCT(%s AS v)) IGNORE NULLS ORDER BY %s DESC, %s DESC LIMIT 1)[SAFE_OFFSET(0)].v AS %s",
-			op, sqlString(c), un, q, lsn, seq, q)
+			op, sqlString(c), un, carry(q, s.Types[c]), lsn, seq, q)
 	}
 	fmt.Fprintf(&b, "\n  FROM (SELECT %s AS %s, c.* FROM %s AS c CROSS JOIN tr WHERE c.%s != 't' AND %s)\n  WHERE %s IN (SELECT %s FROM %s WHERE %s = 'd')\n  GROUP BY %s)\n",
 		s.KeyExpr("c"), ColKey, s.table(s.Changelog), op, after("c", "tr."+colTL, "tr."+colTS), ColKey, ColKey, s.table(s.Stage), op, ColKey)
 	fmt.Fprintf(&b, "SELECT st.%s, st.%s, st.%s, st.%s, st.%s", ColKey, op, lsn, seq, schema.ColCommitTS)
 	for _, c := range s.Columns {
 		q := schema.QuoteBigQuery(c)
-		fmt.Fprintf(&b, ",\n  IF(st.%s = 'd', lv.%s, st.%s) AS %s", op, q, q, q)
+		fmt.Fprintf(&b, ",\n  IF(st.%s = 'd', %s, st.%s) AS %s", op, uncarry("lv."+q, s.Types[c]), q, q)
 	}
 	fmt.Fprintf(&b, ",\n  st.%s = 'd' AS %s\nFROM %s AS st LEFT JOIN lv ON lv.%s = st.%s", op, ColDeleted, s.table(s.Stage), ColKey, ColKey)
 	return b.String()
