@@ -28,9 +28,10 @@ import (
 // (TRIBUTARY_BACKFILL_TEST_ROWS) that existed before capture's slot while a
 // writer updates, deletes and inserts rows all over it; capture and the
 // sink run throughout. The sink only writes objects here (its loads fail
-// at once: the BigQuery emulator's current-state apply takes minutes for a
-// few thousand rows of a table): the
-// current state is computed from every object on GCS — streamed and
+// at once: on the BigQuery emulator one apply of a changelog this size takes
+// minutes — see sink's TestIntegrationApplyScale; the way through BigQuery
+// is TestIntegrationInitialSnapshotKillResume):
+// the current state is computed from every object on GCS — streamed and
 // backfilled — by the sink's rule (per key the latest change by commit LSN
 // and seq, deletes removing) and must equal Postgres.
 func TestIntegrationBackfillUnderWriter(t *testing.T) {
