@@ -234,7 +234,8 @@ func (p *pipe) waitEqual(table string, timeout time.Duration) {
 		if _, err := current.Metadata(ctx); err != nil {
 			return false, err
 		}
-		vctx, cancel := context.WithTimeout(ctx, time.Minute)
+		// One comparison of a large table may take minutes on the emulator.
+		vctx, cancel := context.WithTimeout(ctx, max(time.Minute, timeout/4))
 		defer cancel()
 		res, err := verify.Table(vctx, src, "public", table)
 		if err != nil {
