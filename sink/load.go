@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -389,9 +390,17 @@ func (s *Sink) logStep(ctx context.Context, step string, start time.Time) {
 	}
 }
 
-// exec runs one statement and waits for it.
+// exec runs one statement and waits for it. The job has an ID of its own,
+// so an insert the client retries after losing the answer (the emulator
+// closes a connection whose statement ran longer than its write timeout)
+// finds the job already there and waits for it instead of failing.
 func (s *Sink) exec(ctx context.Context, sql string) error {
-	job, err := s.bq.Query(sql).Run(ctx)
+	q := s.bq.Query(sql)
+	q.JobID = "tributary_sql_" + rand.Text()
+	job, err := q.Run(ctx)
+	if isDuplicateJob(err) {
+		job, err = s.bq.JobFromID(ctx, q.JobID)
+	}
 	if err == nil {
 		var status *bigquery.JobStatus
 		if status, err = job.Wait(ctx); err == nil {
