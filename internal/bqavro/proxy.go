@@ -88,7 +88,12 @@ func New(target *url.URL, gcs *storage.Client, scratchBucket string) (*Proxy, er
 		failed:  map[string][]byte{},
 		loads:   map[string]*avroLoad{},
 	}
-	p.forward.ModifyResponse = p.restoreAvroLoad
+	p.forward.ModifyResponse = func(resp *http.Response) error {
+		if err := p.restoreAvroLoad(resp); err != nil {
+			return err
+		}
+		return floatsInAnswer(resp)
+	}
 	return p, nil
 }
 
@@ -107,6 +112,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, body)
 			return
 		}
+	}
+	if tablesPath.MatchString(r.URL.Path) && r.Method == http.MethodPost {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxJobBody))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("reading table insert: %v", err))
+			return
+		}
+		body = floatsAsDouble(body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Del("Content-Length")
 	}
 	if m := tablePath.FindStringSubmatch(r.URL.Path); m != nil && (r.Method == http.MethodPatch || r.Method == http.MethodPut) {
 		p.patchTable(w, r, tableRef{prefix: m[1], project: m[2], dataset: m[3], table: m[4]})
@@ -178,6 +194,7 @@ func (p *Proxy) insertJob(w http.ResponseWriter, r *http.Request, prefix, projec
 	// beside the abandoned one. So the job is forwarded detached from the
 	// client (ServeHTTP), and insertMu is held until the emulator has
 	// finished it.
+	body = floatsInLoadJob(body)
 	r = r.WithContext(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))

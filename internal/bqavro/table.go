@@ -301,7 +301,7 @@ func (p *Proxy) patchTable(w http.ResponseWriter, r *http.Request, t tableRef) {
 		writeError(w, http.StatusInternalServerError, "backendError", fmt.Sprintf("changing the schema of %s: %v", t.id(), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, answer)
+	writeJSON(w, http.StatusOK, floatsAsFloat(answer))
 }
 
 // patchedResource is the table resource after the patch: the current one
@@ -403,6 +403,7 @@ func (p *Proxy) createTable(ctx context.Context, t tableRef, res map[string]json
 	if err != nil {
 		return err
 	}
+	body = floatsAsDouble(body)
 	path := t.prefix + "/projects/" + url.PathEscape(t.project) + "/datasets/" + url.PathEscape(t.dataset) + "/tables"
 	code, answer, err := p.call(ctx, http.MethodPost, path, body)
 	if err == nil && code != http.StatusOK {
