@@ -11,16 +11,17 @@ import (
 
 // Defaults of the Config settings left zero.
 const (
-	DefaultFlushBytes          = 64 << 20 // encoded event bytes buffered per table
-	DefaultFlushRows           = 100_000
-	DefaultFlushAge            = 10 * time.Second
-	DefaultLoadInterval        = 2 * time.Minute
-	DefaultMaxOutstandingBytes = 512 << 20
-	DefaultNumGoroutines       = 8
-	DefaultAckDeadline         = 60 * time.Second
-	DefaultCompression         = goavro.CompressionSnappyLabel
-	DefaultMaxDeliveryAttempts = 20
-	DefaultStreamApplyInterval = 5 * time.Second
+	DefaultFlushBytes             = 64 << 20 // encoded event bytes buffered per table
+	DefaultFlushRows              = 100_000
+	DefaultFlushAge               = 10 * time.Second
+	DefaultLoadInterval           = 2 * time.Minute
+	DefaultMaxOutstandingBytes    = 512 << 20
+	DefaultMaxOutstandingMessages = 200_000
+	DefaultNumGoroutines          = 8
+	DefaultAckDeadline            = 60 * time.Second
+	DefaultCompression            = goavro.CompressionSnappyLabel
+	DefaultMaxDeliveryAttempts    = 20
+	DefaultStreamApplyInterval    = 5 * time.Second
 )
 
 // Mode is how a table's changes reach its BigQuery changelog.
@@ -108,6 +109,11 @@ type Config struct {
 	// acknowledged (Pub/Sub flow control, blocking): the sink's memory
 	// bound. Default 512 MiB; it should exceed FlushBytes.
 	MaxOutstandingBytes int
+	// MaxOutstandingMessages bounds the messages received and not yet
+	// written, with MaxOutstandingBytes: a buffered change costs its
+	// message's bytes plus about 250, so with small rows this is the bound
+	// that holds memory. Default 200000.
+	MaxOutstandingMessages int
 	// NumGoroutines is the number of Pub/Sub pull streams; default 8.
 	NumGoroutines int
 	// AckDeadline is the ack deadline of a subscription Run creates;
@@ -141,6 +147,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOutstandingBytes <= 0 {
 		c.MaxOutstandingBytes = DefaultMaxOutstandingBytes
+	}
+	if c.MaxOutstandingMessages <= 0 {
+		c.MaxOutstandingMessages = DefaultMaxOutstandingMessages
 	}
 	if c.NumGoroutines <= 0 {
 		c.NumGoroutines = DefaultNumGoroutines

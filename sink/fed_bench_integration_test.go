@@ -33,10 +33,14 @@ import (
 // stack's Pub/Sub fake delivers about a hundred messages a second per
 // stream): messages go to the same receive function the Pub/Sub client
 // calls, from NumGoroutines goroutines, and the feeder holds back while the
-// bytes fed and not yet written to GCS exceed MaxOutstandingBytes, as the
-// client's flow control does (the bytes written are estimated as rows
+// bytes fed and not yet written to GCS exceed MaxOutstandingBytes, or the
+// messages MaxOutstandingMessages, as the client's flow control does (the bytes written are estimated as rows
 // written times the mean message size; the sink acks a message when the
 // object holding it is written).
+
+// sinkMemLimitEnv names the GOMEMLIMIT the sink process runs with, when set
+// (make bench sets it; see internal/benchreport).
+const sinkMemLimitEnv = "TRIBUTARY_BENCH_SINK_GOMEMLIMIT"
 
 // fedSpec is what the benchmark asks of the sink process.
 type fedSpec struct {
@@ -53,6 +57,8 @@ type fedSpec struct {
 	// sets it from the config: max(pubsub.max_outstanding_bytes,
 	// 2 × sink.flush_bytes); the defaults give 128 MiB.
 	MaxOutstandingBytes int `json:"max_outstanding_bytes"`
+	// MaxOutstandingMessages is the other bound: sink.max_buffered_messages.
+	MaxOutstandingMessages int `json:"max_outstanding_messages"`
 }
 
 // fedResult is what the sink process measured.
@@ -108,8 +114,8 @@ func BenchmarkIntegrationSinkBigTransactionRSS(b *testing.B) {
 		b.ReportMetric(res.MessageBytes, "B/message")
 		b.ReportMetric(res.RowsPerSec, "rows/s")
 		b.ReportMetric(float64(res.Rows), "rows")
-		fmt.Fprintf(os.Stderr, "sink, one transaction of %d rows fed directly: %d objects in %.1f s, peak RSS %.1f MiB (target <= 256), GOMAXPROCS %d; live heap %.0f B per buffered row of %.0f B messages (heap profile %s)\n",
-			res.Rows, res.Objects, res.Seconds, float64(res.PeakRSSBytes)/(1<<20), res.GOMAXPROCS, res.HeapPerRow, res.MessageBytes, heap)
+		fmt.Fprintf(os.Stderr, "sink, one transaction of %d rows fed directly: %d objects in %.1f s, peak RSS %.1f MiB (target <= 256, GOMEMLIMIT %q), GOMAXPROCS %d; live heap %.0f B per buffered row of %.0f B messages (heap profile %s)\n",
+			res.Rows, res.Objects, res.Seconds, float64(res.PeakRSSBytes)/(1<<20), os.Getenv(sinkMemLimitEnv), res.GOMAXPROCS, res.HeapPerRow, res.MessageBytes, heap)
 	}
 }
 
@@ -129,12 +135,18 @@ func runFed(b *testing.B, spec fedSpec, env ...string) fedResult {
 	spec.Bucket, spec.Project = stack.Bucket, stack.Project
 	spec.Prefix = "fed" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	spec.MaxOutstandingBytes = max(64<<20, 2*DefaultFlushBytes)
+	spec.MaxOutstandingMessages = DefaultMaxOutstandingMessages
 	js, err := json.Marshal(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSinkFedProcess$", "-test.short", "-test.count=1")
 	cmd.Env = append(append(os.Environ(), fedSpecEnv+"="+string(js)), env...)
+	if v := os.Getenv(sinkMemLimitEnv); v != "" {
+		// The sink process alone runs under the limit, as in a container
+		// (deploy/ sets GOMEMLIMIT to 90% of the memory limit).
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.Output()
@@ -260,7 +272,8 @@ func feedSink(ctx context.Context, spec fedSpec) (*fedResult, error) {
 	// The bookkeeping of a sink that never loads: the feeder stops it
 	// before its loaders would reach BigQuery.
 	s := New(Config{Project: spec.Project, Subscription: "fed", Bucket: spec.Bucket, Prefix: spec.Prefix, Database: "bench",
-		Dataset: "fed", LoadInterval: 24 * time.Hour, MaxOutstandingBytes: spec.MaxOutstandingBytes}, ps, gcs, bq)
+		Dataset: "fed", LoadInterval: 24 * time.Hour, MaxOutstandingBytes: spec.MaxOutstandingBytes,
+		MaxOutstandingMessages: spec.MaxOutstandingMessages}, ps, gcs, bq)
 	workCtx, abort := context.WithCancel(ctx)
 	defer abort()
 	s.mu.Lock()
@@ -320,7 +333,7 @@ func feedSink(ctx context.Context, spec fedSpec) (*fedResult, error) {
 		for {
 			rows, _ := written()
 			outstanding := fedBytes - int64(math.Round(float64(rows)*float64(fedBytes)/float64(max(i, 1))))
-			if outstanding+int64(len(m.Data)) <= int64(spec.MaxOutstandingBytes) {
+			if outstanding+int64(len(m.Data)) <= int64(spec.MaxOutstandingBytes) && int64(i)-rows < int64(spec.MaxOutstandingMessages) {
 				break
 			}
 			time.Sleep(time.Millisecond)

@@ -93,7 +93,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	sub := s.ps.Subscriber(s.cfg.Subscription)
 	sub.ReceiveSettings.NumGoroutines = s.cfg.NumGoroutines
 	sub.ReceiveSettings.MaxOutstandingBytes = s.cfg.MaxOutstandingBytes
-	sub.ReceiveSettings.MaxOutstandingMessages = -1 // the byte limit is the bound
+	sub.ReceiveSettings.MaxOutstandingMessages = s.cfg.MaxOutstandingMessages
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorWaitForProcessing, Timeout: 10 * time.Second}
 	recvErr := make(chan error, 1)
 	s.receiving.Store(true)
@@ -210,10 +210,10 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 	}
 	// The buffer keeps the message and the change's envelope; the decoded
 	// row (many times the message's size in goavro's maps) is dropped and
-	// decoded again when the buffer is written, so the bytes flow control
-	// counts are the bytes the buffer holds.
-	ev.Before, ev.After = nil, nil
-	t.add(received{msg: m, ev: ev, es: es})
+	// decoded again when the buffer is written, so what the buffer holds
+	// is the message's bytes and a small, fixed overhead per message.
+	m.Attributes = nil // all said again in the data, and a map per message
+	t.add(received{msg: m, ev: envelopeOf(ev), es: es})
 }
 
 // deadLetterMessage writes an undecodable message with its attributes and

@@ -23,11 +23,37 @@ type tableKey struct{ Schema, Table string }
 
 func (k tableKey) String() string { return k.Schema + "." + k.Table }
 
-// received is one decoded message waiting in a table's buffer.
+// received is one decoded message waiting in a table's buffer: the
+// message (its attributes dropped) and the change's envelope, kept small —
+// a buffered change costs its message's bytes and about 250 more, which
+// is what flow control in messages bounds.
 type received struct {
 	msg *pubsub.Message
-	ev  *schema.Event
+	ev  envelope
 	es  *schema.EventSchema
+}
+
+// envelope is what the buffer needs of a change: its place and its op.
+type envelope struct {
+	CommitLSN  uint64
+	Seq        int64
+	CommitTime time.Time
+	Op         string // shared constant strings, see envelopeOf
+}
+
+var ops = map[string]string{"c": "c", "u": "u", "d": "d", "t": "t", "r": "r"}
+
+func envelopeOf(ev *schema.Event) envelope {
+	op, ok := ops[ev.Op]
+	if !ok {
+		op = ev.Op
+	}
+	return envelope{CommitLSN: ev.CommitLSN, Seq: ev.Seq, CommitTime: ev.CommitTime, Op: op}
+}
+
+// Identity is schema.Event.Identity.
+func (e envelope) Identity() string {
+	return strconv.FormatUint(e.CommitLSN, 10) + ":" + strconv.FormatInt(e.Seq, 10)
 }
 
 // table is one table's share of the sink: its buffer, its flusher and its
@@ -225,7 +251,7 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	// keep a buffered change near its message's size): the rows are decoded
 	// again from the messages here, one OCF block at a time.
 	sortReceived(g)
-	events := make([]*schema.Event, len(g))
+	events := make([]envelope, len(g))
 	for i, r := range g {
 		events[i] = r.ev
 	}
@@ -298,12 +324,13 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 }
 
 // deadLetterGroup keeps messages whose object could not be written: their
-// data, attributes and the reason.
+// data and the reason. (The messages' attributes were dropped when they
+// were buffered; everything they said is in the data.)
 func (t *table) deadLetterGroup(ctx context.Context, g []received, cause error) error {
 	type msg struct {
 		ID          string            `json:"message_id"`
 		OrderingKey string            `json:"ordering_key"`
-		Attributes  map[string]string `json:"attributes"`
+		Attributes  map[string]string `json:"attributes,omitempty"`
 		Data        string            `json:"data_base64"`
 	}
 	d := struct {

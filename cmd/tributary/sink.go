@@ -58,7 +58,8 @@ func sinkConfig(cfg *config.Config) (sink.Config, error) {
 		LoadInterval: time.Duration(cfg.Sink.LoadInterval), StreamApplyInterval: time.Duration(cfg.Sink.StreamApplyInterval),
 		Mode: sink.Mode(cfg.Sink.Mode), Tables: tables,
 		// The subscriber's budget must hold a full buffer per table being flushed.
-		MaxOutstandingBytes: max(int(cfg.PubSub.MaxOutstandingBytes), 2*int(cfg.Sink.FlushBytes)),
+		MaxOutstandingBytes:    max(int(cfg.PubSub.MaxOutstandingBytes), 2*int(cfg.Sink.FlushBytes)),
+		MaxOutstandingMessages: cfg.Sink.MaxBufferedMessages,
 	}, nil
 }
 

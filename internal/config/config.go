@@ -102,6 +102,9 @@ type Sink struct {
 	FlushBytes Size `yaml:"flush_bytes"`
 	// FlushRows flushes a table's buffer at this many rows. Default 100000.
 	FlushRows int `yaml:"flush_rows"`
+	// MaxBufferedMessages bounds the messages received and not yet written
+	// (acked), over every table. Default 200000.
+	MaxBufferedMessages int `yaml:"max_buffered_messages"`
 	// FlushAge flushes a table's buffer when its oldest row is this old. Default 10s.
 	FlushAge Duration `yaml:"flush_age"`
 	// LoadInterval is the time between load jobs of one table. Default 1m.
@@ -182,6 +185,7 @@ func Default() Config {
 		Sink: Sink{
 			FlushBytes:          64 * mib,
 			FlushRows:           100000,
+			MaxBufferedMessages: 200000,
 			FlushAge:            Duration(10 * time.Second),
 			LoadInterval:        Duration(time.Minute),
 			Mode:                ModeLoad,

@@ -176,6 +176,7 @@ func (bq *BigQuery) validate(p *problems) {
 func (s *Sink) validate(p *problems, pg Postgres) {
 	p.check("sink.flush_bytes", s.FlushBytes > 0, "must be more than 0")
 	p.check("sink.flush_rows", s.FlushRows > 0, "%d is not more than 0", s.FlushRows)
+	p.check("sink.max_buffered_messages", s.MaxBufferedMessages > 0, "%d is not more than 0", s.MaxBufferedMessages)
 	p.check("sink.flush_age", s.FlushAge > 0, "must be more than 0, not %s", s.FlushAge)
 	p.check("sink.load_interval", s.LoadInterval > 0, "must be more than 0, not %s", s.LoadInterval)
 	p.oneOf("sink.mode", string(s.Mode), string(ModeLoad), string(ModeStream))
