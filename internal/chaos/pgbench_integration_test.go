@@ -46,11 +46,8 @@ END;
 func TestIntegrationChaosPgbench(t *testing.T) {
 	kills, duration, rate, scale, settle := 3, 30*time.Second, 5, 10, 5*time.Minute
 	if big() {
-		// Longer and more kills, but few more transactions: the emulator's
-		// apply (window functions) slows with the square of a hot row's
-		// changes; at 2700 transactions over 50 branches one apply ran for
-		// over ten minutes, and even at this size the emulator may not
-		// finish within settle on a busy machine.
+		// Longer and more kills, but few more transactions: the Pub/Sub
+		// fake passes a hot row's changes at about one per flush (below).
 		kills, duration, rate, scale, settle = 10, 3*time.Minute, 3, 20, 15*time.Minute
 	}
 	// Ten branches (twenty with TRIBUTARY_CHAOS=big): on the local stack, the
