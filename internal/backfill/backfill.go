@@ -199,11 +199,12 @@ type run struct {
 }
 
 // version is one mapping of the table: the row mapping, the event schema
-// (stored in the schema store) and the flat changelog record.
+// (stored in the schema store), the flat changelog record and its encoder.
 type version struct {
 	table *schema.Table
 	es    *schema.EventSchema
 	cl    *schema.Changelog
+	enc   *schema.ChangelogEncoder
 }
 
 func (r *run) connect(ctx context.Context) (*pgx.Conn, error) {
@@ -349,7 +350,11 @@ func (r *run) version(ctx context.Context, sh *shape) (*version, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &version{table: t, es: es, cl: cl}
+	enc, err := schema.NewChangelogEncoder(cl)
+	if err != nil {
+		return nil, err
+	}
+	v := &version{table: t, es: es, cl: cl, enc: enc}
 	r.versions[sig] = v
 	return v, nil
 }

@@ -25,8 +25,13 @@ const ChunkMessagePrefix = "tributary.chunk"
 // chunk is what one read produced.
 type chunk struct {
 	watermark uint64
-	events    []*schema.Event
 	ver       *version
+	read      time.Time    // the commit time of its records
+	data      bytes.Buffer // the object file, once a record is written
+	ocf       *sink.OCFWriter
+	block     []byte   // the records of the block being filled
+	inBlock   int      // how many
+	records   int64    // records written (rows not dead-lettered)
 	rows      int64    // rows read (dead-lettered ones included)
 	lastKey   []string // paging key of the last row read (keyset only)
 	exhausted bool     // the range has nothing after this chunk
@@ -53,7 +58,7 @@ func (r *run) work(ctx context.Context, i int) error {
 		}
 		var obj string
 		var meta map[string]string
-		if len(c.events) > 0 {
+		if c.records > 0 {
 			if obj, meta, err = r.writeObject(ctx, i, rs.Chunks, c); err != nil {
 				return err
 			}
@@ -121,12 +126,12 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
 	}
 	defer rows.Close()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	values := make([][]byte, len(sh.Columns))
+	c.read = time.Now().UTC().Truncate(time.Microsecond)
+	ev := &schema.TextEvent{Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Xid: xmax, CommitTime: c.read,
+		Schema: r.opts.Schema, Table: r.opts.Table}
 	for rows.Next() {
 		raw := rows.RawValues()
-		copy(values, raw)
-		seq := c.rows
+		ev.Seq, ev.After = c.rows, raw
 		c.rows++
 		if keyIdx != nil {
 			c.lastKey = make([]string, len(keyIdx))
@@ -134,24 +139,21 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 				c.lastKey[k] = string(raw[j])
 			}
 		}
-		rec, err := c.ver.table.Record(values)
-		var dl *schema.DeadLetterError
-		if errors.As(err, &dl) {
-			if err := r.deadLetter(ctx, c.watermark, seq, sh, raw, dl); err != nil {
+		if err := r.add(c, ev); err != nil {
+			var dl *schema.DeadLetterError
+			if !errors.As(err, &dl) {
 				return nil, err
 			}
-			continue
+			if err := r.deadLetter(ctx, c.watermark, ev.Seq, sh, raw, dl); err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		c.events = append(c.events, &schema.Event{
-			Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Seq: seq, Xid: xmax, CommitTime: now,
-			Schema: r.opts.Schema, Table: r.opts.Table, After: rec,
-		})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
+	}
+	if err := r.flush(c); err != nil {
+		return nil, err
 	}
 	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) {
 		c.exhausted = true
@@ -185,20 +187,55 @@ func (r *run) writer(rangeNo int, chunkNo int64) string {
 	return fmt.Sprintf("backfill-%s-%d-%d", r.opts.RunID, rangeNo, chunkNo)
 }
 
-// writeObject writes a chunk's events as one OCF object of the flat
-// changelog record, never replacing an object, with the sink's metadata.
-func (r *run) writeObject(ctx context.Context, rangeNo int, chunkNo int64, c *chunk) (string, map[string]string, error) {
-	var data bytes.Buffer
-	if err := sink.EncodeOCF(&data, c.ver.cl, c.events, r.opts.Compression); err != nil {
-		return "", nil, fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+// blockRows is how many records go into one block of an object file, as
+// the sink's own objects have.
+const blockRows = 4096
+
+// add encodes ev's record into c's object file, a block at a time. A row
+// the type mapping cannot represent fails with its *DeadLetterError and
+// leaves c as it was.
+func (r *run) add(c *chunk, ev *schema.TextEvent) error {
+	block, err := c.ver.enc.Encode(c.block, ev)
+	if err != nil {
+		return err
 	}
+	c.block = block
+	c.inBlock++
+	c.records++
+	if c.inBlock == blockRows {
+		return r.flush(c)
+	}
+	return nil
+}
+
+// flush writes the block being filled to c's object file.
+func (r *run) flush(c *chunk) error {
+	if c.inBlock == 0 {
+		return nil
+	}
+	if c.ocf == nil {
+		var err error
+		if c.ocf, err = sink.NewOCFWriter(&c.data, c.ver.cl, r.opts.Compression); err != nil {
+			return fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+		}
+	}
+	if err := c.ocf.WriteBlock(c.inBlock, c.block); err != nil {
+		return fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+	}
+	c.block, c.inBlock = c.block[:0], 0
+	return nil
+}
+
+// writeObject writes a chunk's object file of the flat changelog record,
+// never replacing an object, with the sink's metadata.
+func (r *run) writeObject(ctx context.Context, rangeNo int, chunkNo int64, c *chunk) (string, map[string]string, error) {
 	lsn := fmt.Sprintf("%016x", c.watermark)
 	meta := map[string]string{
-		"rows": strconv.Itoa(len(c.events)), "first_lsn": lsn, "last_lsn": lsn,
+		"rows": strconv.FormatInt(c.records, 10), "first_lsn": lsn, "last_lsn": lsn,
 		"schema_fingerprint": c.ver.es.FingerprintHex(), "backfill_run": r.opts.RunID,
 	}
-	name := r.layout.DataObject(r.opts.Schema, r.opts.Table, c.events[0].CommitTime, c.watermark, c.watermark, r.writer(rangeNo, chunkNo))
-	if err := r.put(ctx, name, "avro/binary", data.Bytes(), meta); err != nil {
+	name := r.layout.DataObject(r.opts.Schema, r.opts.Table, c.read, c.watermark, c.watermark, r.writer(rangeNo, chunkNo))
+	if err := r.put(ctx, name, "avro/binary", c.data.Bytes(), meta); err != nil {
 		return "", nil, err
 	}
 	return name, meta, nil
@@ -243,7 +280,7 @@ func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
 	rs := r.st.Ranges[i]
 	prev := *rs
 	rs.Chunks++
-	rs.Rows += int64(len(c.events))
+	rs.Rows += c.records
 	if c.lastKey != nil {
 		rs.After = c.lastKey
 	}
@@ -260,13 +297,13 @@ func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
 		return err
 	}
 	r.chunks++
-	r.rows += int64(len(c.events))
-	r.dead += c.rows - int64(len(c.events))
+	r.rows += c.records
+	r.dead += c.rows - c.records
 	if obj != "" {
 		r.objects++
 		r.written = append(r.written, obj)
 	}
-	r.log.Debug("backfilled a chunk", "table", r.table, "range", i, "rows", len(c.events), "watermark", pglogrepl.LSN(c.watermark), "object", obj)
+	r.log.Debug("backfilled a chunk", "table", r.table, "range", i, "rows", c.records, "watermark", pglogrepl.LSN(c.watermark), "object", obj)
 	r.report(false)
 	return nil
 }
