@@ -314,13 +314,17 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 			return nil, false
 		}
 		return appendAvroLong(append(buf, 2), int64(d)), true
-	case kTimestamp:
-		t, err := parseTimestamp(text)
-		if err != nil {
-			return nil, false
+	case kTimestamp, kTimestamptz:
+		if us, ok := isoMicros(text, c.kind == kTimestamptz); ok {
+			return appendAvroLong(append(buf, 2), us), true
 		}
-		return appendAvroLong(append(buf, 2), unixMicros(t)), true
-	case kTimestamptz:
+		if c.kind == kTimestamp {
+			t, err := parseTimestamp(text)
+			if err != nil {
+				return nil, false
+			}
+			return appendAvroLong(append(buf, 2), unixMicros(t)), true
+		}
 		t, err := parseTimestamptz(text)
 		if err != nil {
 			return nil, false
@@ -337,6 +341,58 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return buf, true
+}
+
+// isoMicros reads the text Postgres prints of most timestamps (DateStyle
+// ISO, and for a timestamptz TimeZone UTC), YYYY-MM-DD HH:MM:SS with up to
+// six fractional digits and, when zone is set, "+00" after them, as
+// microseconds since the epoch: what parseTimestamp or parseTimestamptz
+// and unixMicros make of it. Any other text (BC, years past 9999 or
+// before 1, another offset, a field out of range) is left to those.
+func isoMicros(text []byte, zone bool) (int64, bool) {
+	n := len(text)
+	if zone {
+		if n < 22 || text[n-3] != '+' || text[n-2] != '0' || text[n-1] != '0' {
+			return 0, false
+		}
+		n -= 3
+	}
+	if n < 19 || text[4] != '-' || text[7] != '-' || text[10] != ' ' || text[13] != ':' || text[16] != ':' {
+		return 0, false
+	}
+	num := func(i, w int) int {
+		v := 0
+		for _, c := range text[i : i+w] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return 0, false
+	}
+	micros := 0
+	if n > 19 {
+		frac := n - 20
+		if text[19] != '.' || frac < 1 || frac > 6 {
+			return 0, false
+		}
+		if micros = num(20, frac); micros < 0 {
+			return 0, false
+		}
+		for range 6 - frac {
+			micros *= 10
+		}
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, micros*1000, time.UTC)
+	if day > 28 && t.Day() != day {
+		return 0, false // past the month's end: time.Date normalized it
+	}
+	return unixMicros(t), true
 }
 
 // appendDecimal appends the Avro decimal (bytes: the unscaled value in
