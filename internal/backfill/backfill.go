@@ -125,6 +125,7 @@ func Run(ctx context.Context, dsn string, gcs *storage.Client, opts Options) (Su
 		table:    ident(opts.Schema, opts.Table),
 		versions: map[string]*version{}, start: time.Now(),
 	}
+	r.saveDone = sync.NewCond(&r.mu)
 	name := ProgressObject(opts.Prefix, opts.Database, opts.Schema, opts.Table, opts.RunID)
 	r.progress = &stateObject{obj: r.bucket.Object(name), name: name}
 	err = r.run(ctx)
@@ -188,14 +189,23 @@ type run struct {
 	vmu      sync.Mutex
 	versions map[string]*version // by shape signature
 
-	mu      sync.Mutex // guards st, the progress object and the counters
-	st      *state
-	resumed bool
-	rows    int64
-	chunks  int64
-	objects int64
-	dead    int64
-	written []string
+	mu sync.Mutex // guards st, the progress object and the counters
+	st *state
+	// recorded counts the chunks recorded in st, saved those whose
+	// progress a save holds; saving is set while one is under way
+	// (saveDone is signalled when it ends) and saveErr is the error of the
+	// one that failed.
+	recorded, saved int64
+	savedTotals     [3]int64 // rows, chunks and objects of the last save
+	saving          bool
+	saveDone        *sync.Cond
+	saveErr         error
+	resumed         bool
+	rows            int64
+	chunks          int64
+	objects         int64
+	dead            int64
+	written         []string
 }
 
 // version is one mapping of the table: the row mapping, the event schema
@@ -451,7 +461,12 @@ func (r *run) report(done bool) {
 	if r.opts.Progress == nil || r.st == nil {
 		return
 	}
-	rows, chunks, objects := r.st.totals()
+	// What the progress object says: other ranges may have advanced st
+	// and wait for the save that holds them.
+	rows, chunks, objects := r.savedTotals[0], r.savedTotals[1], r.savedTotals[2]
+	if done {
+		rows, chunks, objects = r.st.totals()
+	}
 	p := Progress{Schema: r.opts.Schema, Table: r.opts.Table, RunID: r.opts.RunID, Rows: rows, Chunks: chunks, Objects: objects,
 		EstimatedRows: r.st.Estimate, Elapsed: time.Since(r.start), Done: done}
 	if s := p.Elapsed.Seconds(); s > 0 {

@@ -36,42 +36,95 @@ type chunk struct {
 	lastKey   []string // paging key of the last row read (keyset only)
 	exhausted bool     // the range has nothing after this chunk
 	nextBlock uint32   // ctid only
+	ctid      bool     // read by ctid block range
+	no        int64    // the chunk's number in its range
 }
 
-// work reads range i chunk by chunk until it is exhausted.
+// work reads range i chunk by chunk until it is exhausted. Each chunk's
+// object, progress and marker are written (see write) while the next chunk
+// is read: the reader hands chunks over one at a time, in order, so the
+// range's progress still advances chunk by chunk.
 func (r *run) work(ctx context.Context, i int) error {
 	conn, err := r.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for {
-		r.mu.Lock()
-		rs := *r.st.Ranges[i] // a copy: only this worker changes it
-		r.mu.Unlock()
-		if rs.Done {
-			return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan *chunk)
+	written := make(chan error, 1)
+	go func() {
+		err := r.write(ctx, i, chunks, cancel)
+		for range chunks { // what the reader still hands over after a failure
 		}
+		written <- err
+	}()
+	r.mu.Lock()
+	rs := *r.st.Ranges[i] // a copy: only this worker changes the range
+	r.mu.Unlock()
+	var readErr error
+	for !rs.Done {
 		c, err := r.readChunk(ctx, conn, i, &rs)
 		if err != nil {
-			return err
+			readErr = err
+			break
 		}
+		c.no = rs.Chunks
+		rs.advance(c, "")
+		chunks <- c
+	}
+	close(chunks)
+	if err := <-written; err != nil {
+		return err // the reader's error is then the cancellation
+	}
+	return readErr
+}
+
+// write writes the chunks of range i in order: each one's object (when it
+// has records), its progress, then the object's pending marker. A marker
+// is written while the next chunk's object is; the next progress waits for
+// it, as a resumed run writes again only the marker of the last object
+// recorded. On the first failure write calls cancel and returns the error.
+func (r *run) write(ctx context.Context, i int, chunks <-chan *chunk, cancel func()) error {
+	var marking chan error // the previous chunk's marker, under way
+	marked := func() error {
+		if marking == nil {
+			return nil
+		}
+		err := <-marking
+		marking = nil
+		return err
+	}
+	fail := func(err error) error {
+		cancel()
+		_ = marked()
+		return err
+	}
+	for c := range chunks {
 		var obj string
 		var meta map[string]string
 		if c.records > 0 {
-			if obj, meta, err = r.writeObject(ctx, i, rs.Chunks, c); err != nil {
-				return err
+			var err error
+			if obj, meta, err = r.writeObject(ctx, i, c.no, c); err != nil {
+				return fail(err)
 			}
+		}
+		if err := marked(); err != nil {
+			return fail(err)
 		}
 		if err := r.record(ctx, i, c, obj); err != nil {
-			return err
+			return fail(err)
 		}
 		if obj != "" {
-			if err := r.writeMarker(ctx, obj, meta); err != nil {
-				return err
-			}
+			marking = make(chan error, 1)
+			go func() { marking <- r.writeMarker(ctx, obj, meta) }()
 		}
 	}
+	if err := marked(); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // readChunk reads the next chunk of range rs: watermark first, then the
@@ -119,7 +172,7 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 	} else {
 		to := min(rs.ToBlock, rs.NextBlock+rs.BlocksPerChunk)
 		q = ctidChunkSQL(r.table, sh.Columns, rs.NextBlock, to, r.opts.Where)
-		c.nextBlock, c.exhausted = to, to >= rs.ToBlock
+		c.ctid, c.nextBlock, c.exhausted = true, to, to >= rs.ToBlock
 	}
 	rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
 	if err != nil {
@@ -254,13 +307,19 @@ func (r *run) writeMarker(ctx context.Context, obj string, meta map[string]strin
 	return err
 }
 
+// uploadBuffer is the ChunkSize of a writer of an object of size bytes: a
+// buffer the object's size (the smallest the client takes, 256 KiB, and
+// not its default of 16 MiB, allocated for each object), kept so that a
+// failed upload is retried.
+func uploadBuffer(size int) int {
+	const quantum = 256 << 10
+	return max(quantum, (size+quantum-1)/quantum*quantum)
+}
+
 // put writes an object that must not exist yet.
 func (r *run) put(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
 	w := r.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	// A buffer the object's size (the default is 16 MiB per object), kept
-	// so that a failed upload is retried.
-	const quantum = 256 << 10
-	w.ChunkSize = max(quantum, (len(data)+quantum-1)/quantum*quantum)
+	w.ChunkSize = uploadBuffer(len(data))
 	w.ContentType = contentType
 	w.Metadata = meta
 	_, err := w.Write(data)
@@ -273,18 +332,14 @@ func (r *run) put(ctx context.Context, name, contentType string, data []byte, me
 	return err
 }
 
-// record advances range i past chunk c and saves the progress.
-func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rs := r.st.Ranges[i]
-	prev := *rs
+// advance moves rs past chunk c, whose object (if any) is obj.
+func (rs *rangeState) advance(c *chunk, obj string) {
 	rs.Chunks++
 	rs.Rows += c.records
 	if c.lastKey != nil {
 		rs.After = c.lastKey
 	}
-	if len(r.st.Paging) == 0 {
+	if c.ctid {
 		rs.NextBlock = c.nextBlock
 	}
 	rs.Done = c.exhausted
@@ -292,9 +347,46 @@ func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
 		rs.Objects++
 		rs.LastObject = obj
 	}
-	if err := r.progress.save(ctx, r.st); err != nil {
-		*rs = prev
-		return err
+}
+
+// record advances range i past chunk c and saves the progress. The saves
+// of ranges recording at once are grouped: while one save is under way,
+// the ranges recording wait, and the next save writes all of their
+// progress. record returns once a save holding c's progress succeeded; if
+// the save fails, c's progress is undone and every later record fails.
+func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.st.Ranges[i]
+	prev := *rs
+	rs.advance(c, obj)
+	r.recorded++
+	mine := r.recorded
+	for r.saved < mine {
+		if r.saveErr != nil {
+			*rs = prev
+			return r.saveErr
+		}
+		if r.saving {
+			r.saveDone.Wait()
+			continue
+		}
+		r.saving = true
+		upTo := r.recorded
+		rows, chunks, objects := r.st.totals()
+		body, err := r.progress.encode(r.st)
+		if err == nil {
+			r.mu.Unlock()
+			err = r.progress.write(ctx, body)
+			r.mu.Lock()
+		}
+		r.saving = false
+		r.saveDone.Broadcast()
+		if err != nil {
+			r.saveErr = err
+			continue
+		}
+		r.saved, r.savedTotals = upTo, [3]int64{rows, chunks, objects}
 	}
 	r.chunks++
 	r.rows += c.records
