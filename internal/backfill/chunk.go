@@ -29,21 +29,25 @@ type chunk struct {
 	read      time.Time    // the commit time of its records
 	data      bytes.Buffer // the object file, once a record is written
 	ocf       *sink.OCFWriter
-	block     []byte   // the records of the block being filled
-	inBlock   int      // how many
-	records   int64    // records written (rows not dead-lettered)
-	rows      int64    // rows read (dead-lettered ones included)
-	lastKey   []string // paging key of the last row read (keyset only)
-	exhausted bool     // the range has nothing after this chunk
-	nextBlock uint32   // ctid only
-	ctid      bool     // read by ctid block range
-	no        int64    // the chunk's number in its range
+	block     []byte            // the records of the block being filled
+	inBlock   int               // how many
+	records   int64             // records written (rows not dead-lettered)
+	rows      int64             // rows read (dead-lettered ones included)
+	lastKey   []string          // paging key of the last row read (keyset only)
+	exhausted bool              // the range has nothing after this chunk
+	nextBlock uint32            // ctid only
+	ctid      bool              // read by ctid block range
+	no        int64             // the chunk's number in its range
+	obj       string            // its object, once written
+	meta      map[string]string // the object's metadata
 }
 
-// work reads range i chunk by chunk until it is exhausted. Each chunk's
-// object, progress and marker are written (see write) while the next chunk
-// is read: the reader hands chunks over one at a time, in order, so the
-// range's progress still advances chunk by chunk.
+// work reads range i chunk by chunk until it is exhausted, in three
+// stages that hand each chunk on in order, so that they run at once on
+// consecutive chunks: the reader, the upload of a chunk's object (when it
+// has records), then its progress and its object's pending marker (see
+// recordChunks). Any stage's failure cancels the others; work returns the
+// first failure.
 func (r *run) work(ctx context.Context, i int) error {
 	conn, err := r.connect(ctx)
 	if err != nil {
@@ -52,14 +56,10 @@ func (r *run) work(ctx context.Context, i int) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan *chunk)
-	written := make(chan error, 1)
-	go func() {
-		err := r.write(ctx, i, chunks, cancel)
-		for range chunks { // what the reader still hands over after a failure
-		}
-		written <- err
-	}()
+	read, uploaded := make(chan *chunk), make(chan *chunk)
+	upErr, recErr := make(chan error, 1), make(chan error, 1)
+	go func() { upErr <- r.uploadChunks(ctx, i, read, uploaded, cancel) }()
+	go func() { recErr <- r.recordChunks(ctx, i, uploaded, cancel) }()
 	r.mu.Lock()
 	rs := *r.st.Ranges[i] // a copy: only this worker changes the range
 	r.mu.Unlock()
@@ -72,59 +72,62 @@ func (r *run) work(ctx context.Context, i int) error {
 		}
 		c.no = rs.Chunks
 		rs.advance(c, "")
-		chunks <- c
+		read <- c
 	}
-	close(chunks)
-	if err := <-written; err != nil {
-		return err // the reader's error is then the cancellation
+	close(read)
+	// The first failure: a later stage's comes first, the earlier stages'
+	// being then the cancellation.
+	if err := <-upErr; err != nil {
+		<-recErr
+		return err
+	}
+	if err := <-recErr; err != nil {
+		return err
 	}
 	return readErr
 }
 
-// write writes the chunks of range i in order: each one's object (when it
-// has records), its progress, then the object's pending marker. A marker
-// is written while the next chunk's object is; the next progress waits for
-// it, as a resumed run writes again only the marker of the last object
-// recorded. On the first failure write calls cancel and returns the error.
-func (r *run) write(ctx context.Context, i int, chunks <-chan *chunk, cancel func()) error {
-	var marking chan error // the previous chunk's marker, under way
-	marked := func() error {
-		if marking == nil {
-			return nil
-		}
-		err := <-marking
-		marking = nil
-		return err
-	}
-	fail := func(err error) error {
-		cancel()
-		_ = marked()
-		return err
-	}
-	for c := range chunks {
-		var obj string
-		var meta map[string]string
-		if c.records > 0 {
-			var err error
-			if obj, meta, err = r.writeObject(ctx, i, c.no, c); err != nil {
-				return fail(err)
+// uploadChunks writes the objects of the chunks in, in order, and hands
+// each chunk on to out, which it closes at the end. After a failure it
+// calls cancel and drains in.
+func (r *run) uploadChunks(ctx context.Context, i int, in <-chan *chunk, out chan<- *chunk, cancel func()) error {
+	defer close(out)
+	var err error
+	for c := range in {
+		if err != nil || c.records == 0 {
+			if err == nil {
+				out <- c
 			}
+			continue
 		}
-		if err := marked(); err != nil {
-			return fail(err)
+		if c.obj, c.meta, err = r.writeObject(ctx, i, c.no, c); err != nil {
+			cancel()
+			continue
 		}
-		if err := r.record(ctx, i, c, obj); err != nil {
-			return fail(err)
+		c.data = bytes.Buffer{} // written: the memory is not needed
+		out <- c
+	}
+	return err
+}
+
+// recordChunks records the chunks in, in order, and writes each one's
+// pending marker before the next is recorded: a resumed run writes again
+// only the marker of the last object recorded. After a failure it calls
+// cancel and drains in.
+func (r *run) recordChunks(ctx context.Context, i int, in <-chan *chunk, cancel func()) error {
+	var err error
+	for c := range in {
+		if err != nil {
+			continue
 		}
-		if obj != "" {
-			marking = make(chan error, 1)
-			go func() { marking <- r.writeMarker(ctx, obj, meta) }()
+		if err = r.record(ctx, i, c, c.obj); err == nil && c.obj != "" {
+			err = r.writeMarker(ctx, c.obj, c.meta)
+		}
+		if err != nil {
+			cancel()
 		}
 	}
-	if err := marked(); err != nil {
-		return fail(err)
-	}
-	return nil
+	return err
 }
 
 // readChunk reads the next chunk of range rs: watermark first, then the
