@@ -21,8 +21,9 @@ import (
 
 // Defaults of the Options left zero.
 const (
-	DefaultChunkRows = 10_000
-	DefaultParallel  = 4
+	DefaultChunkRows  = 50_000
+	DefaultChunkBytes = 16 << 20
+	DefaultParallel   = 4
 )
 
 // Options configures Run. Zero settings take the Default… constants.
@@ -34,9 +35,14 @@ type Options struct {
 	// is read.
 	Where string
 	// ChunkRows is the most rows one chunk (one short transaction, one
-	// object) holds; default 10,000. Tables read by ctid get chunks of
+	// object) holds; default 50,000. Tables read by ctid get chunks of
 	// about this many rows, by the table's rows per block.
 	ChunkRows int
+	// ChunkBytes bounds the memory of a chunk: a chunk read by key ends
+	// after the row that brings its object (its records before
+	// compression, for the block being filled) to this many bytes; default
+	// 16 MiB. Chunks read by ctid are not cut.
+	ChunkBytes int
 	// Parallel is how many ranges of the table are read at once, each on
 	// its own connection; default 4. It is fixed when a run starts: a
 	// resumed run reads the same ranges, at most Parallel at a time.
@@ -144,6 +150,9 @@ func Run(ctx context.Context, dsn string, gcs *storage.Client, opts Options) (Su
 func (o Options) withDefaults() Options {
 	if o.ChunkRows <= 0 {
 		o.ChunkRows = DefaultChunkRows
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = DefaultChunkBytes
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = DefaultParallel

@@ -185,6 +185,7 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 	c.read = time.Now().UTC().Truncate(time.Microsecond)
 	ev := &schema.TextEvent{Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Xid: xmax, CommitTime: c.read,
 		Schema: r.opts.Schema, Table: r.opts.Table}
+	cut := false
 	for rows.Next() {
 		raw := rows.RawValues()
 		ev.Seq, ev.After = c.rows, raw
@@ -204,14 +205,19 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 				return nil, err
 			}
 		}
+		if keyIdx != nil && c.data.Len()+len(c.block) >= r.opts.ChunkBytes {
+			cut = true // the next chunk reads on after this row
+			break
+		}
 	}
+	rows.Close() // reads past the rows a cut chunk leaves
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
 	}
 	if err := r.flush(c); err != nil {
 		return nil, err
 	}
-	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) {
+	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) && !cut {
 		c.exhausted = true
 	}
 	if err := tx.Commit(ctx); err != nil {
