@@ -259,9 +259,12 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 		if c.kind == kInt32 {
 			bits = 32
 		}
-		n, err := strconv.ParseInt(string(text), 10, bits)
-		if err != nil {
-			return nil, false
+		n, ok := parseDecimalInt(text, bits)
+		if !ok {
+			var err error
+			if n, err = strconv.ParseInt(string(text), 10, bits); err != nil {
+				return nil, false
+			}
 		}
 		return appendAvroLong(append(buf, 2), n), true
 	case kFloat32:
@@ -417,9 +420,9 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 	if len(whole) == 0 || len(frac) > scale || !digitsOnly(whole) || !digitsOnly(frac) {
 		return nil, false
 	}
-	// The unscaled value's digits: whole, frac and zeros up to the scale,
-	// without leading zeros.
-	var d [20]byte
+	// The unscaled value: the digits of whole, frac and zeros up to the
+	// scale, n of them without leading zeros (at most 18: it fits an int64).
+	var v int64
 	n := 0
 	for _, part := range [2][]byte{whole, frac} {
 		for _, c := range part {
@@ -429,7 +432,7 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 			if n == 18 {
 				return nil, false
 			}
-			d[n] = c
+			v = v*10 + int64(c-'0')
 			n++
 		}
 	}
@@ -438,20 +441,12 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 			if n == 18 {
 				return nil, false
 			}
-			d[n] = '0'
+			v *= 10
 			n++
 		}
 	}
 	if n > prec {
 		return nil, false
-	}
-	var v int64
-	if n > 0 {
-		u, err := strconv.ParseUint(string(d[:n]), 10, 63)
-		if err != nil {
-			return nil, false
-		}
-		v = int64(u)
 	}
 	if neg {
 		v = -v
@@ -467,6 +462,34 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 		buf = append(buf, byte(v>>(8*i)))
 	}
 	return buf, true
+}
+
+// parseDecimalInt reads -?[0-9]{1,18}, the text Postgres prints of an
+// integer, when its value fits bits bits: what strconv.ParseInt returns of
+// it, without the string. Any other text is left to ParseInt.
+func parseDecimalInt(text []byte, bits int) (int64, bool) {
+	s := text
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	if bits == 32 && (v < math.MinInt32 || v > math.MaxInt32) {
+		return 0, false
+	}
+	return v, true
 }
 
 func digitsOnly(b []byte) bool {

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -70,4 +71,33 @@ func pow10i(n int) int {
 		p *= 10
 	}
 	return p
+}
+
+// TestParseDecimalIntMatchesStrconv compares parseDecimalInt with
+// strconv.ParseInt over random integers of every length, the bounds of
+// int32 and int64, and texts it must leave to ParseInt.
+func TestParseDecimalIntMatchesStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	texts := []string{"0", "-0", "+7", "007", "-007", "", "-", "1_000", " 1", "1 ", "1.5", "2147483647", "2147483648", "-2147483648", "-2147483649",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "999999999999999999", "-999999999999999999", "1000000000000000000"}
+	for range 20000 {
+		texts = append(texts, strconv.FormatInt(rng.Int64()>>rng.IntN(63), 10), strconv.FormatInt(-rng.Int64()>>rng.IntN(63), 10))
+	}
+	taken := 0
+	for _, s := range texts {
+		for _, bits := range []int{32, 64} {
+			got, ok := parseDecimalInt([]byte(s), bits)
+			want, err := strconv.ParseInt(s, 10, bits)
+			if !ok {
+				continue
+			}
+			taken++
+			if err != nil || got != want {
+				t.Errorf("%q (%d bits): %d, ParseInt %d, %v", s, bits, got, want, err)
+			}
+		}
+	}
+	if taken < 30000 {
+		t.Errorf("parseDecimalInt took %d texts", taken)
+	}
 }
