@@ -391,11 +391,43 @@ func isoMicros(text []byte, zone bool) (int64, bool) {
 			micros *= 10
 		}
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, micros*1000, time.UTC)
-	if day > 28 && t.Day() != day {
-		return 0, false // past the month's end: time.Date normalized it
+	if day > daysIn(year, month) {
+		return 0, false
 	}
-	return unixMicros(t), true
+	secs := ((daysFromCivil(year, month, day)*24+int64(hour))*60+int64(minute))*60 + int64(sec)
+	return secs*1e6 + int64(micros), true
+}
+
+// daysIn is the number of days of month (1 to 12) of year, proleptic
+// Gregorian as package time counts.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to a valid date of a
+// year from 1 (proleptic Gregorian): the days_from_civil algorithm of
+// Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms".
+func daysFromCivil(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
+	}
+	era := y / 400 // y >= 0 for years from 1
+	yoe := y - era*400
+	m := int64(month)
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 // appendDecimal appends the Avro decimal (bytes: the unscaled value in
