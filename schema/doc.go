@@ -27,7 +27,9 @@
 // widened to (Evolve), its new values go to a column of their own
 // (TypeChangeName); ColumnNames decides it from the table's versions in the
 // order the store first wrote them (Store.History), so every writer and
-// reader names the columns alike.
+// reader names the columns alike. NewChangelogEncoder compiles the same hot
+// path for the flat record: a change's record appended straight from its
+// columns' text, byte for byte what Record and Changelog.Record make.
 //
 // Not here: writing dead-letters (the sink does).
 package schema

@@ -259,9 +259,12 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 		if c.kind == kInt32 {
 			bits = 32
 		}
-		n, err := strconv.ParseInt(string(text), 10, bits)
-		if err != nil {
-			return nil, false
+		n, ok := parseDecimalInt(text, bits)
+		if !ok {
+			var err error
+			if n, err = strconv.ParseInt(string(text), 10, bits); err != nil {
+				return nil, false
+			}
 		}
 		return appendAvroLong(append(buf, 2), n), true
 	case kFloat32:
@@ -314,13 +317,17 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 			return nil, false
 		}
 		return appendAvroLong(append(buf, 2), int64(d)), true
-	case kTimestamp:
-		t, err := parseTimestamp(text)
-		if err != nil {
-			return nil, false
+	case kTimestamp, kTimestamptz:
+		if us, ok := isoMicros(text, c.kind == kTimestamptz); ok {
+			return appendAvroLong(append(buf, 2), us), true
 		}
-		return appendAvroLong(append(buf, 2), unixMicros(t)), true
-	case kTimestamptz:
+		if c.kind == kTimestamp {
+			t, err := parseTimestamp(text)
+			if err != nil {
+				return nil, false
+			}
+			return appendAvroLong(append(buf, 2), unixMicros(t)), true
+		}
 		t, err := parseTimestamptz(text)
 		if err != nil {
 			return nil, false
@@ -337,6 +344,90 @@ func (c *colEncoder) append(buf, text []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return buf, true
+}
+
+// isoMicros reads the text Postgres prints of most timestamps (DateStyle
+// ISO, and for a timestamptz TimeZone UTC), YYYY-MM-DD HH:MM:SS with up to
+// six fractional digits and, when zone is set, "+00" after them, as
+// microseconds since the epoch: what parseTimestamp or parseTimestamptz
+// and unixMicros make of it. Any other text (BC, years past 9999 or
+// before 1, another offset, a field out of range) is left to those.
+func isoMicros(text []byte, zone bool) (int64, bool) {
+	n := len(text)
+	if zone {
+		if n < 22 || text[n-3] != '+' || text[n-2] != '0' || text[n-1] != '0' {
+			return 0, false
+		}
+		n -= 3
+	}
+	if n < 19 || text[4] != '-' || text[7] != '-' || text[10] != ' ' || text[13] != ':' || text[16] != ':' {
+		return 0, false
+	}
+	num := func(i, w int) int {
+		v := 0
+		for _, c := range text[i : i+w] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return 0, false
+	}
+	micros := 0
+	if n > 19 {
+		frac := n - 20
+		if text[19] != '.' || frac < 1 || frac > 6 {
+			return 0, false
+		}
+		if micros = num(20, frac); micros < 0 {
+			return 0, false
+		}
+		for range 6 - frac {
+			micros *= 10
+		}
+	}
+	if day > daysIn(year, month) {
+		return 0, false
+	}
+	secs := ((daysFromCivil(year, month, day)*24+int64(hour))*60+int64(minute))*60 + int64(sec)
+	return secs*1e6 + int64(micros), true
+}
+
+// daysIn is the number of days of month (1 to 12) of year, proleptic
+// Gregorian as package time counts.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to a valid date of a
+// year from 1 (proleptic Gregorian): the days_from_civil algorithm of
+// Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms".
+func daysFromCivil(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
+	}
+	era := y / 400 // y >= 0 for years from 1
+	yoe := y - era*400
+	m := int64(month)
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 // appendDecimal appends the Avro decimal (bytes: the unscaled value in
@@ -361,9 +452,9 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 	if len(whole) == 0 || len(frac) > scale || !digitsOnly(whole) || !digitsOnly(frac) {
 		return nil, false
 	}
-	// The unscaled value's digits: whole, frac and zeros up to the scale,
-	// without leading zeros.
-	var d [20]byte
+	// The unscaled value: the digits of whole, frac and zeros up to the
+	// scale, n of them without leading zeros (at most 18: it fits an int64).
+	var v int64
 	n := 0
 	for _, part := range [2][]byte{whole, frac} {
 		for _, c := range part {
@@ -373,7 +464,7 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 			if n == 18 {
 				return nil, false
 			}
-			d[n] = c
+			v = v*10 + int64(c-'0')
 			n++
 		}
 	}
@@ -382,20 +473,12 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 			if n == 18 {
 				return nil, false
 			}
-			d[n] = '0'
+			v *= 10
 			n++
 		}
 	}
 	if n > prec {
 		return nil, false
-	}
-	var v int64
-	if n > 0 {
-		u, err := strconv.ParseUint(string(d[:n]), 10, 63)
-		if err != nil {
-			return nil, false
-		}
-		v = int64(u)
 	}
 	if neg {
 		v = -v
@@ -411,6 +494,34 @@ func appendDecimal(buf, text []byte, prec, scale int) ([]byte, bool) {
 		buf = append(buf, byte(v>>(8*i)))
 	}
 	return buf, true
+}
+
+// parseDecimalInt reads -?[0-9]{1,18}, the text Postgres prints of an
+// integer, when its value fits bits bits: what strconv.ParseInt returns of
+// it, without the string. Any other text is left to ParseInt.
+func parseDecimalInt(text []byte, bits int) (int64, bool) {
+	s := text
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	if bits == 32 && (v < math.MinInt32 || v > math.MaxInt32) {
+		return 0, false
+	}
+	return v, true
 }
 
 func digitsOnly(b []byte) bool {

@@ -10,6 +10,8 @@
 // version (Layout.DataObject), never overwriting, then a pending marker
 // under <prefix>/_sink/pending/; only then are its messages acked. A message
 // that cannot be decoded goes to a dead-letter object and is acked.
+// EncodeOCF writes such an object of events; OCFWriter writes the same
+// object from records already encoded (the backfill's).
 //
 // Every LoadInterval each table's loader turns its pending markers into a
 // manifest under <prefix>/_sink/loads/ (written before the markers are

@@ -45,7 +45,7 @@ finished chunk. A progress bar on a terminal, log lines otherwise; --json prints
 	flags := config.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.table, "table", "", "the table, schema.table (required)")
 	cmd.Flags().StringVar(&o.where, "where", "", "only rows matching this SQL condition")
-	cmd.Flags().IntVar(&o.chunkRows, "chunk-rows", 10000, "rows per chunk (one short transaction, one object)")
+	cmd.Flags().IntVar(&o.chunkRows, "chunk-rows", backfill.DefaultChunkRows, "rows per chunk (one short transaction, one object)")
 	cmd.Flags().IntVar(&o.parallel, "parallel", 4, "ranges read at once")
 	cmd.Flags().StringVar(&o.runID, "run-id", "", "name of the run; the same name resumes it (default: a new run)")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print a summary as one JSON object at the end")

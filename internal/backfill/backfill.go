@@ -21,8 +21,9 @@ import (
 
 // Defaults of the Options left zero.
 const (
-	DefaultChunkRows = 10_000
-	DefaultParallel  = 4
+	DefaultChunkRows  = 50_000
+	DefaultChunkBytes = 16 << 20
+	DefaultParallel   = 4
 )
 
 // Options configures Run. Zero settings take the Default… constants.
@@ -34,9 +35,14 @@ type Options struct {
 	// is read.
 	Where string
 	// ChunkRows is the most rows one chunk (one short transaction, one
-	// object) holds; default 10,000. Tables read by ctid get chunks of
+	// object) holds; default 50,000. Tables read by ctid get chunks of
 	// about this many rows, by the table's rows per block.
 	ChunkRows int
+	// ChunkBytes bounds the memory of a chunk: a chunk read by key ends
+	// after the row that brings its object (its records before
+	// compression, for the block being filled) to this many bytes; default
+	// 16 MiB. Chunks read by ctid are not cut.
+	ChunkBytes int
 	// Parallel is how many ranges of the table are read at once, each on
 	// its own connection; default 4. It is fixed when a run starts: a
 	// resumed run reads the same ranges, at most Parallel at a time.
@@ -125,6 +131,7 @@ func Run(ctx context.Context, dsn string, gcs *storage.Client, opts Options) (Su
 		table:    ident(opts.Schema, opts.Table),
 		versions: map[string]*version{}, start: time.Now(),
 	}
+	r.saveDone = sync.NewCond(&r.mu)
 	name := ProgressObject(opts.Prefix, opts.Database, opts.Schema, opts.Table, opts.RunID)
 	r.progress = &stateObject{obj: r.bucket.Object(name), name: name}
 	err = r.run(ctx)
@@ -143,6 +150,9 @@ func Run(ctx context.Context, dsn string, gcs *storage.Client, opts Options) (Su
 func (o Options) withDefaults() Options {
 	if o.ChunkRows <= 0 {
 		o.ChunkRows = DefaultChunkRows
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = DefaultChunkBytes
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = DefaultParallel
@@ -188,22 +198,32 @@ type run struct {
 	vmu      sync.Mutex
 	versions map[string]*version // by shape signature
 
-	mu      sync.Mutex // guards st, the progress object and the counters
-	st      *state
-	resumed bool
-	rows    int64
-	chunks  int64
-	objects int64
-	dead    int64
-	written []string
+	mu sync.Mutex // guards st, the progress object and the counters
+	st *state
+	// recorded counts the chunks recorded in st, saved those whose
+	// progress a save holds; saving is set while one is under way
+	// (saveDone is signalled when it ends) and saveErr is the error of the
+	// one that failed.
+	recorded, saved int64
+	savedTotals     [3]int64 // rows, chunks and objects of the last save
+	saving          bool
+	saveDone        *sync.Cond
+	saveErr         error
+	resumed         bool
+	rows            int64
+	chunks          int64
+	objects         int64
+	dead            int64
+	written         []string
 }
 
 // version is one mapping of the table: the row mapping, the event schema
-// (stored in the schema store) and the flat changelog record.
+// (stored in the schema store), the flat changelog record and its encoder.
 type version struct {
 	table *schema.Table
 	es    *schema.EventSchema
 	cl    *schema.Changelog
+	enc   *schema.ChangelogEncoder
 }
 
 func (r *run) connect(ctx context.Context) (*pgx.Conn, error) {
@@ -349,7 +369,11 @@ func (r *run) version(ctx context.Context, sh *shape) (*version, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &version{table: t, es: es, cl: cl}
+	enc, err := schema.NewChangelogEncoder(cl)
+	if err != nil {
+		return nil, err
+	}
+	v := &version{table: t, es: es, cl: cl, enc: enc}
 	r.versions[sig] = v
 	return v, nil
 }
@@ -446,7 +470,12 @@ func (r *run) report(done bool) {
 	if r.opts.Progress == nil || r.st == nil {
 		return
 	}
-	rows, chunks, objects := r.st.totals()
+	// What the progress object says: other ranges may have advanced st
+	// and wait for the save that holds them.
+	rows, chunks, objects := r.savedTotals[0], r.savedTotals[1], r.savedTotals[2]
+	if done {
+		rows, chunks, objects = r.st.totals()
+	}
 	p := Progress{Schema: r.opts.Schema, Table: r.opts.Table, RunID: r.opts.RunID, Rows: rows, Chunks: chunks, Objects: objects,
 		EstimatedRows: r.st.Estimate, Elapsed: time.Since(r.start), Done: done}
 	if s := p.Elapsed.Seconds(); s > 0 {

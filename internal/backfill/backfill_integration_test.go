@@ -379,3 +379,44 @@ func (p *pipe) records(ctx context.Context, name string) []map[string]any {
 	}
 	return out
 }
+
+// TestIntegrationBackfillChunkBytes bounds chunks by their object's size
+// well below ChunkRows: chunks end early, the next one reading on after the
+// last row, and every row is backfilled exactly once.
+func TestIntegrationBackfillChunkBytes(t *testing.T) {
+	const rows = 3000
+	p := newPipe(t, "bf_bytes", nil,
+		`CREATE TABLE bf_bytes (id integer PRIMARY KEY, v text)`,
+		`INSERT INTO bf_bytes SELECT g, repeat('v', 100) || g FROM generate_series(1, `+strconv.Itoa(rows)+`) g`,
+		`ANALYZE bf_bytes`)
+	ctx := context.Background()
+	opts := p.options("bf_bytes", "bytes1")
+	opts.ChunkRows, opts.ChunkBytes, opts.Parallel = 1000, 20_000, 2
+	sum, err := backfill.Run(ctx, p.dsn, p.gcs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Rows != rows || !sum.Finished {
+		t.Fatalf("summary %+v, want %d rows", sum, rows)
+	}
+	// About 110 bytes a record: a chunk ends at about 180 rows.
+	if sum.Objects < rows/200 {
+		t.Fatalf("%d objects of %d rows: chunks were not cut by their size", sum.Objects, rows)
+	}
+	seen := map[int32]int{}
+	for _, o := range p.objects(ctx, p.name+"/"+stack.Database+"/") {
+		recs := p.records(ctx, o)
+		if len(recs) > 200 {
+			t.Errorf("object %s holds %d records, more than 20,000 bytes", o, len(recs))
+		}
+		for _, rec := range recs {
+			seen[rec["id"].(map[string]any)["int"].(int32)]++
+		}
+	}
+	for id := int32(1); id <= rows; id++ {
+		if seen[id] != 1 {
+			t.Errorf("row %d is in %d objects", id, seen[id])
+		}
+	}
+	t.Logf("%d rows in %d chunks, %d objects", sum.Rows, sum.Chunks, sum.Objects)
+}

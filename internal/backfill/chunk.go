@@ -25,48 +25,109 @@ const ChunkMessagePrefix = "tributary.chunk"
 // chunk is what one read produced.
 type chunk struct {
 	watermark uint64
-	events    []*schema.Event
 	ver       *version
-	rows      int64    // rows read (dead-lettered ones included)
-	lastKey   []string // paging key of the last row read (keyset only)
-	exhausted bool     // the range has nothing after this chunk
-	nextBlock uint32   // ctid only
+	read      time.Time    // the commit time of its records
+	data      bytes.Buffer // the object file, once a record is written
+	ocf       *sink.OCFWriter
+	block     []byte            // the records of the block being filled
+	inBlock   int               // how many
+	records   int64             // records written (rows not dead-lettered)
+	rows      int64             // rows read (dead-lettered ones included)
+	lastKey   []string          // paging key of the last row read (keyset only)
+	exhausted bool              // the range has nothing after this chunk
+	nextBlock uint32            // ctid only
+	ctid      bool              // read by ctid block range
+	no        int64             // the chunk's number in its range
+	obj       string            // its object, once written
+	meta      map[string]string // the object's metadata
 }
 
-// work reads range i chunk by chunk until it is exhausted.
+// work reads range i chunk by chunk until it is exhausted, in three
+// stages that hand each chunk on in order, so that they run at once on
+// consecutive chunks: the reader, the upload of a chunk's object (when it
+// has records), then its progress and its object's pending marker (see
+// recordChunks). Any stage's failure cancels the others; work returns the
+// first failure.
 func (r *run) work(ctx context.Context, i int) error {
 	conn, err := r.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for {
-		r.mu.Lock()
-		rs := *r.st.Ranges[i] // a copy: only this worker changes it
-		r.mu.Unlock()
-		if rs.Done {
-			return nil
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	read, uploaded := make(chan *chunk), make(chan *chunk)
+	upErr, recErr := make(chan error, 1), make(chan error, 1)
+	go func() { upErr <- r.uploadChunks(ctx, i, read, uploaded, cancel) }()
+	go func() { recErr <- r.recordChunks(ctx, i, uploaded, cancel) }()
+	r.mu.Lock()
+	rs := *r.st.Ranges[i] // a copy: only this worker changes the range
+	r.mu.Unlock()
+	var readErr error
+	for !rs.Done {
 		c, err := r.readChunk(ctx, conn, i, &rs)
 		if err != nil {
-			return err
+			readErr = err
+			break
 		}
-		var obj string
-		var meta map[string]string
-		if len(c.events) > 0 {
-			if obj, meta, err = r.writeObject(ctx, i, rs.Chunks, c); err != nil {
-				return err
+		c.no = rs.Chunks
+		rs.advance(c, "")
+		read <- c
+	}
+	close(read)
+	// The first failure: a later stage's comes first, the earlier stages'
+	// being then the cancellation.
+	if err := <-upErr; err != nil {
+		<-recErr
+		return err
+	}
+	if err := <-recErr; err != nil {
+		return err
+	}
+	return readErr
+}
+
+// uploadChunks writes the objects of the chunks in, in order, and hands
+// each chunk on to out, which it closes at the end. After a failure it
+// calls cancel and drains in.
+func (r *run) uploadChunks(ctx context.Context, i int, in <-chan *chunk, out chan<- *chunk, cancel func()) error {
+	defer close(out)
+	var err error
+	for c := range in {
+		if err != nil || c.records == 0 {
+			if err == nil {
+				out <- c
 			}
+			continue
 		}
-		if err := r.record(ctx, i, c, obj); err != nil {
-			return err
+		if c.obj, c.meta, err = r.writeObject(ctx, i, c.no, c); err != nil {
+			cancel()
+			continue
 		}
-		if obj != "" {
-			if err := r.writeMarker(ctx, obj, meta); err != nil {
-				return err
-			}
+		c.data = bytes.Buffer{} // written: the memory is not needed
+		out <- c
+	}
+	return err
+}
+
+// recordChunks records the chunks in, in order, and writes each one's
+// pending marker before the next is recorded: a resumed run writes again
+// only the marker of the last object recorded. After a failure it calls
+// cancel and drains in.
+func (r *run) recordChunks(ctx context.Context, i int, in <-chan *chunk, cancel func()) error {
+	var err error
+	for c := range in {
+		if err != nil {
+			continue
+		}
+		if err = r.record(ctx, i, c, c.obj); err == nil && c.obj != "" {
+			err = r.writeMarker(ctx, c.obj, c.meta)
+		}
+		if err != nil {
+			cancel()
 		}
 	}
+	return err
 }
 
 // readChunk reads the next chunk of range rs: watermark first, then the
@@ -114,19 +175,20 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 	} else {
 		to := min(rs.ToBlock, rs.NextBlock+rs.BlocksPerChunk)
 		q = ctidChunkSQL(r.table, sh.Columns, rs.NextBlock, to, r.opts.Where)
-		c.nextBlock, c.exhausted = to, to >= rs.ToBlock
+		c.ctid, c.nextBlock, c.exhausted = true, to, to >= rs.ToBlock
 	}
 	rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
 	}
 	defer rows.Close()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	values := make([][]byte, len(sh.Columns))
+	c.read = time.Now().UTC().Truncate(time.Microsecond)
+	ev := &schema.TextEvent{Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Xid: xmax, CommitTime: c.read,
+		Schema: r.opts.Schema, Table: r.opts.Table}
+	cut := false
 	for rows.Next() {
 		raw := rows.RawValues()
-		copy(values, raw)
-		seq := c.rows
+		ev.Seq, ev.After = c.rows, raw
 		c.rows++
 		if keyIdx != nil {
 			c.lastKey = make([]string, len(keyIdx))
@@ -134,26 +196,28 @@ func (r *run) readChunk(ctx context.Context, conn *pgx.Conn, i int, rs *rangeSta
 				c.lastKey[k] = string(raw[j])
 			}
 		}
-		rec, err := c.ver.table.Record(values)
-		var dl *schema.DeadLetterError
-		if errors.As(err, &dl) {
-			if err := r.deadLetter(ctx, c.watermark, seq, sh, raw, dl); err != nil {
+		if err := r.add(c, ev); err != nil {
+			var dl *schema.DeadLetterError
+			if !errors.As(err, &dl) {
 				return nil, err
 			}
-			continue
+			if err := r.deadLetter(ctx, c.watermark, ev.Seq, sh, raw, dl); err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return nil, err
+		if keyIdx != nil && c.data.Len()+len(c.block) >= r.opts.ChunkBytes {
+			cut = true // the next chunk reads on after this row
+			break
 		}
-		c.events = append(c.events, &schema.Event{
-			Op: "r", CommitLSN: c.watermark, LSN: c.watermark, Seq: seq, Xid: xmax, CommitTime: now,
-			Schema: r.opts.Schema, Table: r.opts.Table, After: rec,
-		})
 	}
+	rows.Close() // reads past the rows a cut chunk leaves
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading a chunk of %s: %w", r.table, err)
 	}
-	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) {
+	if err := r.flush(c); err != nil {
+		return nil, err
+	}
+	if keyIdx != nil && c.rows < int64(r.opts.ChunkRows) && !cut {
 		c.exhausted = true
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -185,20 +249,55 @@ func (r *run) writer(rangeNo int, chunkNo int64) string {
 	return fmt.Sprintf("backfill-%s-%d-%d", r.opts.RunID, rangeNo, chunkNo)
 }
 
-// writeObject writes a chunk's events as one OCF object of the flat
-// changelog record, never replacing an object, with the sink's metadata.
-func (r *run) writeObject(ctx context.Context, rangeNo int, chunkNo int64, c *chunk) (string, map[string]string, error) {
-	var data bytes.Buffer
-	if err := sink.EncodeOCF(&data, c.ver.cl, c.events, r.opts.Compression); err != nil {
-		return "", nil, fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+// blockRows is how many records go into one block of an object file, as
+// the sink's own objects have.
+const blockRows = 4096
+
+// add encodes ev's record into c's object file, a block at a time. A row
+// the type mapping cannot represent fails with its *DeadLetterError and
+// leaves c as it was.
+func (r *run) add(c *chunk, ev *schema.TextEvent) error {
+	block, err := c.ver.enc.Encode(c.block, ev)
+	if err != nil {
+		return err
 	}
+	c.block = block
+	c.inBlock++
+	c.records++
+	if c.inBlock == blockRows {
+		return r.flush(c)
+	}
+	return nil
+}
+
+// flush writes the block being filled to c's object file.
+func (r *run) flush(c *chunk) error {
+	if c.inBlock == 0 {
+		return nil
+	}
+	if c.ocf == nil {
+		var err error
+		if c.ocf, err = sink.NewOCFWriter(&c.data, c.ver.cl, r.opts.Compression); err != nil {
+			return fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+		}
+	}
+	if err := c.ocf.WriteBlock(c.inBlock, c.block); err != nil {
+		return fmt.Errorf("encoding a chunk of %s: %w", r.table, err)
+	}
+	c.block, c.inBlock = c.block[:0], 0
+	return nil
+}
+
+// writeObject writes a chunk's object file of the flat changelog record,
+// never replacing an object, with the sink's metadata.
+func (r *run) writeObject(ctx context.Context, rangeNo int, chunkNo int64, c *chunk) (string, map[string]string, error) {
 	lsn := fmt.Sprintf("%016x", c.watermark)
 	meta := map[string]string{
-		"rows": strconv.Itoa(len(c.events)), "first_lsn": lsn, "last_lsn": lsn,
+		"rows": strconv.FormatInt(c.records, 10), "first_lsn": lsn, "last_lsn": lsn,
 		"schema_fingerprint": c.ver.es.FingerprintHex(), "backfill_run": r.opts.RunID,
 	}
-	name := r.layout.DataObject(r.opts.Schema, r.opts.Table, c.events[0].CommitTime, c.watermark, c.watermark, r.writer(rangeNo, chunkNo))
-	if err := r.put(ctx, name, "avro/binary", data.Bytes(), meta); err != nil {
+	name := r.layout.DataObject(r.opts.Schema, r.opts.Table, c.read, c.watermark, c.watermark, r.writer(rangeNo, chunkNo))
+	if err := r.put(ctx, name, "avro/binary", c.data.Bytes(), meta); err != nil {
 		return "", nil, err
 	}
 	return name, meta, nil
@@ -217,13 +316,19 @@ func (r *run) writeMarker(ctx context.Context, obj string, meta map[string]strin
 	return err
 }
 
+// uploadBuffer is the ChunkSize of a writer of an object of size bytes: a
+// buffer the object's size (the smallest the client takes, 256 KiB, and
+// not its default of 16 MiB, allocated for each object), kept so that a
+// failed upload is retried.
+func uploadBuffer(size int) int {
+	const quantum = 256 << 10
+	return max(quantum, (size+quantum-1)/quantum*quantum)
+}
+
 // put writes an object that must not exist yet.
 func (r *run) put(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
 	w := r.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	// A buffer the object's size (the default is 16 MiB per object), kept
-	// so that a failed upload is retried.
-	const quantum = 256 << 10
-	w.ChunkSize = max(quantum, (len(data)+quantum-1)/quantum*quantum)
+	w.ChunkSize = uploadBuffer(len(data))
 	w.ContentType = contentType
 	w.Metadata = meta
 	_, err := w.Write(data)
@@ -236,18 +341,14 @@ func (r *run) put(ctx context.Context, name, contentType string, data []byte, me
 	return err
 }
 
-// record advances range i past chunk c and saves the progress.
-func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rs := r.st.Ranges[i]
-	prev := *rs
+// advance moves rs past chunk c, whose object (if any) is obj.
+func (rs *rangeState) advance(c *chunk, obj string) {
 	rs.Chunks++
-	rs.Rows += int64(len(c.events))
+	rs.Rows += c.records
 	if c.lastKey != nil {
 		rs.After = c.lastKey
 	}
-	if len(r.st.Paging) == 0 {
+	if c.ctid {
 		rs.NextBlock = c.nextBlock
 	}
 	rs.Done = c.exhausted
@@ -255,18 +356,55 @@ func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
 		rs.Objects++
 		rs.LastObject = obj
 	}
-	if err := r.progress.save(ctx, r.st); err != nil {
-		*rs = prev
-		return err
+}
+
+// record advances range i past chunk c and saves the progress. The saves
+// of ranges recording at once are grouped: while one save is under way,
+// the ranges recording wait, and the next save writes all of their
+// progress. record returns once a save holding c's progress succeeded; if
+// the save fails, c's progress is undone and every later record fails.
+func (r *run) record(ctx context.Context, i int, c *chunk, obj string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.st.Ranges[i]
+	prev := *rs
+	rs.advance(c, obj)
+	r.recorded++
+	mine := r.recorded
+	for r.saved < mine {
+		if r.saveErr != nil {
+			*rs = prev
+			return r.saveErr
+		}
+		if r.saving {
+			r.saveDone.Wait()
+			continue
+		}
+		r.saving = true
+		upTo := r.recorded
+		rows, chunks, objects := r.st.totals()
+		body, err := r.progress.encode(r.st)
+		if err == nil {
+			r.mu.Unlock()
+			err = r.progress.write(ctx, body)
+			r.mu.Lock()
+		}
+		r.saving = false
+		r.saveDone.Broadcast()
+		if err != nil {
+			r.saveErr = err
+			continue
+		}
+		r.saved, r.savedTotals = upTo, [3]int64{rows, chunks, objects}
 	}
 	r.chunks++
-	r.rows += int64(len(c.events))
-	r.dead += c.rows - int64(len(c.events))
+	r.rows += c.records
+	r.dead += c.rows - c.records
 	if obj != "" {
 		r.objects++
 		r.written = append(r.written, obj)
 	}
-	r.log.Debug("backfilled a chunk", "table", r.table, "range", i, "rows", len(c.events), "watermark", pglogrepl.LSN(c.watermark), "object", obj)
+	r.log.Debug("backfilled a chunk", "table", r.table, "range", i, "rows", c.records, "watermark", pglogrepl.LSN(c.watermark), "object", obj)
 	r.report(false)
 	return nil
 }

@@ -11,7 +11,8 @@
 //
 // A table with a primary key (else a replica-identity index) is read in key
 // order with keyset pagination: WHERE (k) > (last key) ORDER BY k LIMIT
-// ChunkRows, never OFFSET. A table without either is read by ranges of heap
+// ChunkRows, never OFFSET; a chunk whose object reaches ChunkBytes ends at
+// that row, the next reading on after it. A table without either is read by ranges of heap
 // blocks, WHERE ctid >= '(b,0)' AND ctid < '(b2,0)' (a TID range scan). For
 // Parallel workers the key space is cut once, when the run starts, into
 // disjoint ranges: keyed tables at keys sampled with TABLESAMPLE SYSTEM and
@@ -20,6 +21,12 @@
 // tables into equal block ranges of the relation's size at the start. The
 // ranges are kept in the progress object, so a resumed run reads the same
 // ranges.
+//
+// A chunk's rows are encoded as they are read, each row's changelog record
+// straight from its Postgres text (schema.ChangelogEncoder), into the
+// blocks of its object file (sink.OCFWriter). Each range reads its next
+// chunk while the previous one's object is uploaded and the one before is
+// recorded (see Resuming), the three in order.
 //
 // # The watermark of a chunk
 //
@@ -66,15 +73,19 @@
 // Progress lives at <prefix>/_backfill/<database>/<GCSSegment>/<run id>.json
 // (ProgressObject), rewritten after every chunk with a generation
 // precondition, so two processes running the same run id fail instead of
-// interleaving. A chunk is recorded in three steps: its object (never
-// overwriting), the progress naming it, then its pending marker. A restarted
+// interleaving; the chunks of ranges recording while a write is under way
+// are saved together by the next. A chunk is recorded in three steps: its
+// object (never overwriting), the progress naming it, then its pending
+// marker, which is written before the range's next chunk is recorded. A
+// restarted
 // run with the same run id writes the marker of each range's last recorded
 // object again (a marker already there is left; one the loader already
 // consumed loads the object twice, which changes nothing: the copies have
 // the same identities) and continues after the last recorded chunk: a
 // recorded chunk is never read again. A stop between the object and the
-// progress leaves that object unmarked (never loaded); the chunk is read
-// again with a new watermark.
+// progress leaves that object unmarked (never loaded), as it does the next
+// chunk's object if that was uploaded already; the chunks are read again
+// with new watermarks.
 //
 // # What the sink must do
 //

@@ -109,18 +109,30 @@ var ErrConcurrentRun = errors.New("the progress object was written by another pr
 
 // save writes s if the object is still the one last read or written.
 func (o *stateObject) save(ctx context.Context, s *state) error {
-	s.Updated = time.Now().UTC()
-	body, err := json.MarshalIndent(s, "", "  ")
+	body, err := o.encode(s)
 	if err != nil {
 		return err
 	}
+	return o.write(ctx, body)
+}
+
+// encode stamps s with the time and returns the object's content.
+func (o *stateObject) encode(s *state) ([]byte, error) {
+	s.Updated = time.Now().UTC()
+	return json.MarshalIndent(s, "", "  ")
+}
+
+// write writes the content encode returned if the object is still the one
+// last read or written. Writes must not overlap.
+func (o *stateObject) write(ctx context.Context, body []byte) error {
 	cond := storage.Conditions{DoesNotExist: true}
 	if o.gen != 0 {
 		cond = storage.Conditions{GenerationMatch: o.gen}
 	}
 	w := o.obj.If(cond).NewWriter(ctx)
+	w.ChunkSize = uploadBuffer(len(body))
 	w.ContentType = "application/json"
-	_, err = w.Write(body)
+	_, err := w.Write(body)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
