@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"google.golang.org/api/googleapi"
 
+	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -216,12 +217,7 @@ func (e *encoder) deadLettered(ctx context.Context, tv *tableVersion, ch *Change
 	if e.prefix != "" {
 		name = e.prefix + "/" + name
 	}
-	w := e.deadLetter.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ContentType = "application/json"
-	_, err = w.Write(body)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
+	err = gcp.WriteNew(ctx, e.deadLetter.Object(name), "application/json", body, nil)
 	var gerr *googleapi.Error
 	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
 		err = nil // written before this restart: the same change, the same object

@@ -10,6 +10,8 @@ import (
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
+
+	"github.com/tributary-cdc/tributary/internal/gcp"
 )
 
 // slotRecord is written to GCS once the slot exists. Its presence while the
@@ -51,12 +53,7 @@ func (c *Capturer) recordSlot(ctx context.Context, s slotState) error {
 	if err != nil {
 		return err
 	}
-	w := c.gcs.Bucket(c.cfg.Bucket).Object(c.slotRecordName()).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ContentType = "application/json"
-	_, err = w.Write(body)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
+	err = gcp.WriteNew(ctx, c.gcs.Bucket(c.cfg.Bucket).Object(c.slotRecordName()), "application/json", body, nil)
 	var gerr *googleapi.Error
 	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
 		return nil

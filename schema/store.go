@@ -11,6 +11,8 @@ import (
 
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
+
+	"github.com/tributary-cdc/tributary/internal/gcp"
 )
 
 // Store keeps every event schema version in GCS at
@@ -50,12 +52,7 @@ func (s *Store) Put(ctx context.Context, es *EventSchema) error {
 		return nil
 	}
 	obj := s.bucket.Object(s.ObjectName(es.Fingerprint))
-	w := obj.If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ContentType = "application/json"
-	_, err := io.WriteString(w, es.JSON)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
+	err := gcp.WriteNew(ctx, obj, "application/json", []byte(es.JSON), nil)
 	var gerr *googleapi.Error
 	if errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed {
 		err = nil // written before, by us or another process: same fingerprint, same schema

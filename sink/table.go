@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/storage"
 
+	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -360,14 +360,7 @@ func lsnHex(l uint64) string { return fmt.Sprintf("%016x", l) }
 
 // writeObject writes an object that must not exist yet.
 func (s *Sink) writeObject(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
-	w := s.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ContentType = contentType
-	w.Metadata = meta
-	_, err := w.Write(data)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return gcp.WriteNew(ctx, s.bucket.Object(name), contentType, data, meta)
 }
 
 // retry runs op until it succeeds, fails other than Retryable, or ctx ends,

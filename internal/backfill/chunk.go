@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/sink"
 )
@@ -316,25 +316,9 @@ func (r *run) writeMarker(ctx context.Context, obj string, meta map[string]strin
 	return err
 }
 
-// uploadBuffer is the ChunkSize of a writer of an object of size bytes: a
-// buffer the object's size (the smallest the client takes, 256 KiB, and
-// not its default of 16 MiB, allocated for each object), kept so that a
-// failed upload is retried.
-func uploadBuffer(size int) int {
-	const quantum = 256 << 10
-	return max(quantum, (size+quantum-1)/quantum*quantum)
-}
-
 // put writes an object that must not exist yet.
 func (r *run) put(ctx context.Context, name, contentType string, data []byte, meta map[string]string) error {
-	w := r.bucket.Object(name).If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ChunkSize = uploadBuffer(len(data))
-	w.ContentType = contentType
-	w.Metadata = meta
-	_, err := w.Write(data)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
+	err := gcp.WriteNew(ctx, r.bucket.Object(name), contentType, data, meta)
 	if err != nil && !isPreconditionFailed(err) {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 
+	"github.com/tributary-cdc/tributary/internal/gcp"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -130,7 +131,7 @@ func (o *stateObject) write(ctx context.Context, body []byte) error {
 		cond = storage.Conditions{GenerationMatch: o.gen}
 	}
 	w := o.obj.If(cond).NewWriter(ctx)
-	w.ChunkSize = uploadBuffer(len(body))
+	w.ChunkSize = gcp.UploadBuffer(len(body))
 	w.ContentType = "application/json"
 	_, err := w.Write(body)
 	if cerr := w.Close(); err == nil {
