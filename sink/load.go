@@ -44,7 +44,14 @@ type manifest struct {
 // ends or drain is closed; after drain it waits for flushed to close and
 // loads once more.
 func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
-	tick := time.NewTicker(t.s.cfg.LoadInterval)
+	every(ctx, t.s.cfg.LoadInterval, t.loadKick, drain, flushed, t.loadPending)
+}
+
+// every runs do every interval and whenever kick fires, until ctx ends or
+// drain closes; then, once flushed closes (the last buffer is written), it
+// runs do one last time.
+func every(ctx context.Context, interval time.Duration, kick, drain, flushed <-chan struct{}, do func(context.Context)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -56,12 +63,12 @@ func (t *table) loadLoop(ctx context.Context, drain, flushed <-chan struct{}) {
 			case <-ctx.Done():
 				return
 			}
-			t.loadPending(ctx)
+			do(ctx)
 			return
 		case <-tick.C:
-			t.loadPending(ctx)
-		case <-t.loadKick:
-			t.loadPending(ctx)
+			do(ctx)
+		case <-kick:
+			do(ctx)
 		}
 	}
 }

@@ -223,24 +223,7 @@ func (t *table) applyLoop(ctx context.Context, drain, flushed <-chan struct{}) {
 	if idle {
 		return
 	}
-	tick := time.NewTicker(t.s.cfg.StreamApplyInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-drain:
-			select {
-			case <-flushed:
-			case <-ctx.Done():
-				return
-			}
-			t.applyStreamed(ctx)
-			return
-		case <-tick.C:
-			t.applyStreamed(ctx)
-		}
-	}
+	every(ctx, t.s.cfg.StreamApplyInterval, nil, drain, flushed, t.applyStreamed)
 }
 
 // adoptStreamed reads the streamed markers an earlier run left (their rows
