@@ -44,6 +44,7 @@ type EventSchema struct {
 	Codec       *goavro.Codec
 	Fingerprint uint64
 	rowName     string // full name of the row record, for union branches
+	head        bool   // the schema begins with headFields: DecodeHead reads them alone
 }
 
 // NewEventSchema wraps t's row record in the event envelope. Every field of
@@ -90,7 +91,7 @@ func ParseEventSchema(avsc string, t *Table) (*EventSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing event schema: %w", err)
 	}
-	s := &EventSchema{Table: t, JSON: avsc, Codec: codec, Fingerprint: codec.Rabin}
+	s := &EventSchema{Table: t, JSON: avsc, Codec: codec, Fingerprint: codec.Rabin, head: hasHead(avsc)}
 	if s.rowName, err = afterBranch(avsc); err != nil {
 		return nil, err
 	}

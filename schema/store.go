@@ -96,6 +96,21 @@ func (s *Store) Get(ctx context.Context, fp uint64) (*EventSchema, error) {
 	return es, nil
 }
 
+// DecodeHead reads the envelope of a single-object encoded event (see
+// EventSchema.DecodeHead) with the writer schema its fingerprint names.
+func (s *Store) DecodeHead(ctx context.Context, data []byte) (*Event, *EventSchema, error) {
+	fp, err := SingleObjectFingerprint(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	es, err := s.Get(ctx, fp)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := es.DecodeHead(data)
+	return e, es, err
+}
+
 // Decode reads a single-object encoded event with the writer schema its
 // fingerprint names.
 func (s *Store) Decode(ctx context.Context, data []byte) (*Event, *EventSchema, error) {

@@ -190,7 +190,9 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 		s.receiveMarker(ctx, m)
 		return
 	}
-	ev, es, err := s.store.Decode(ctx, m.Data)
+	// The envelope alone routes the change; its rows are decoded (and
+	// checked) once, when its buffer is written.
+	ev, es, err := s.store.DecodeHead(ctx, m.Data)
 	if err != nil && Classify(err) == Retryable {
 		m.Nack() // the schema store was unreachable: try again later
 		return
@@ -208,17 +210,16 @@ func (s *Sink) receive(ctx context.Context, m *pubsub.Message) {
 	if ev.Op == "u" || ev.Op == "d" {
 		t.warnKeyless(es)
 	}
-	// The buffer keeps the message and the change's envelope; the decoded
-	// row (many times the message's size in goavro's maps) is dropped and
-	// decoded again when the buffer is written, so what the buffer holds
-	// is the message's bytes and a small, fixed overhead per message.
+	// The buffer keeps the message and the change's envelope, so what it
+	// holds is the message's bytes and a small, fixed overhead per message.
 	m.Attributes = nil // all said again in the data, and a map per message
 	t.add(received{msg: m, ev: envelopeOf(ev), es: es})
 }
 
 // deadLetterMessage writes an undecodable message with its attributes and
-// the reason, then acks it; if that write fails the message is nacked.
-func (s *Sink) deadLetterMessage(ctx context.Context, m *pubsub.Message, cause error) {
+// the reason, then acks it; if that write fails the message is nacked. It
+// reports whether the message was acked.
+func (s *Sink) deadLetterMessage(ctx context.Context, m *pubsub.Message, cause error) bool {
 	body, err := json.MarshalIndent(map[string]any{
 		"message_id": m.ID, "ordering_key": m.OrderingKey, "publish_time": m.PublishTime, "attributes": m.Attributes,
 		"reason": cause.Error(), "data_base64": base64.StdEncoding.EncodeToString(m.Data),
@@ -234,11 +235,12 @@ func (s *Sink) deadLetterMessage(ctx context.Context, m *pubsub.Message, cause e
 		s.log.Error("writing a dead-letter", "err", err)
 		s.metrics.errors.WithLabelValues(decodeLabel, Classify(err).String()).Inc()
 		m.Nack()
-		return
+		return false
 	}
 	s.metrics.deadLetters.WithLabelValues(decodeLabel).Inc()
 	s.undecodable.Add(1)
 	m.Ack()
+	return true
 }
 
 // table returns the table's worker, starting it on first use; nil once the

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -204,9 +205,23 @@ func (t *table) flush(ctx context.Context, buf []received) bool {
 		}
 		groups[fp] = append(groups[fp], r)
 	}
+	all := true
 	for _, fp := range order {
 		g := groups[fp]
 		err := t.s.retry(ctx, t, "writing objects", func() error { return t.writeGroup(ctx, g) })
+		// A message whose rows cannot be decoded (its envelope could: it
+		// was routed) goes to the dead-letter alone; the rest is written.
+		for bad := (*undecodableError)(nil); errors.As(err, &bad) && ctx.Err() == nil; {
+			all = t.s.deadLetterMessage(ctx, bad.msg, bad.err) && all
+			g = slices.DeleteFunc(g, func(r received) bool { return r.msg == bad.msg })
+			if len(g) == 0 {
+				break
+			}
+			err = t.s.retry(ctx, t, "writing objects", func() error { return t.writeGroup(ctx, g) })
+		}
+		if len(g) == 0 {
+			continue
+		}
 		if err != nil && ctx.Err() == nil {
 			err = t.s.retry(ctx, t, "writing a dead-letter", func() error { return t.deadLetterGroup(ctx, g, err) })
 			if err == nil {
@@ -220,8 +235,17 @@ func (t *table) flush(ctx context.Context, buf []received) bool {
 			r.msg.Ack()
 		}
 	}
-	return true
+	return all
 }
+
+// undecodableError is a buffered message whose rows cannot be decoded.
+type undecodableError struct {
+	msg *pubsub.Message
+	err error
+}
+
+func (e *undecodableError) Error() string { return e.err.Error() }
+func (e *undecodableError) Unwrap() error { return e.err }
 
 // objectWriter is the writer part of a data object's name. A transaction
 // bigger than a flush fills several objects with one first LSN: the first
@@ -258,7 +282,7 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	full := func(i int) (*schema.Event, error) {
 		ev, err := g[i].es.Decode(g[i].msg.Data)
 		if err != nil {
-			return nil, &permanentError{fmt.Errorf("decoding message %s again: %w", g[i].msg.ID, err)}
+			return nil, &permanentError{&undecodableError{msg: g[i].msg, err: fmt.Errorf("decoding message %s: %w", g[i].msg.ID, err)}}
 		}
 		return ev, nil
 	}
