@@ -112,19 +112,9 @@ func (e *ChangelogEncoder) Encode(buf []byte, ev *TextEvent) ([]byte, error) {
 // general is the path of goavro natives: Table.Record, Changelog.Record and
 // the changelog codec.
 func (e *ChangelogEncoder) general(buf []byte, ev *TextEvent) ([]byte, error) {
-	full := &Event{Op: ev.Op, CommitLSN: ev.CommitLSN, LSN: ev.LSN, Seq: ev.Seq, Xid: ev.Xid, CommitTime: ev.CommitTime,
-		Schema: ev.Schema, Table: ev.Table, Unchanged: ev.Unchanged}
-	tbl := e.cl.Events.Table
-	var err error
-	if ev.Before != nil {
-		if full.Before, err = tbl.Record(ev.Before); err != nil {
-			return nil, err
-		}
-	}
-	if ev.After != nil {
-		if full.After, err = tbl.Record(ev.After); err != nil {
-			return nil, err
-		}
+	full, err := e.cl.Events.Table.event(ev)
+	if err != nil {
+		return nil, err
 	}
 	return e.cl.Codec.BinaryFromNative(buf, e.cl.Record(full))
 }

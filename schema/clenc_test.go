@@ -139,32 +139,8 @@ func TestChangelogEncoderMatchesGeneralPathPerValue(t *testing.T) {
 // every op, before images and unchanged columns.
 func TestChangelogEncoderMatchesGeneralPathRandomRows(t *testing.T) {
 	tbl := fastencTable(t)
-	vals := caseValues()
-	good := make([][][]byte, len(vals))
-	bad := make([][][]byte, len(vals))
-	for i, vs := range vals {
-		for _, v := range vs {
-			if _, err := tbl.Columns[i].Convert(v); err == nil {
-				good[i] = append(good[i], v)
-			} else {
-				bad[i] = append(bad[i], v)
-			}
-		}
-	}
 	rng := rand.New(rand.NewPCG(5, 8))
-	row := func() [][]byte {
-		r := make([][]byte, len(tbl.Columns))
-		for i := range r {
-			switch p := rng.IntN(1000); {
-			case p < 150:
-			case p < 152 && len(bad[i]) > 0:
-				r[i] = bad[i][rng.IntN(len(bad[i]))]
-			default:
-				r[i] = good[i][rng.IntN(len(good[i]))]
-			}
-		}
-		return r
-	}
+	row := randomRows(tbl, rng)
 	for name, enc := range fastencChangelogs(t, tbl) {
 		var ok, dead int
 		for n := range 500 {

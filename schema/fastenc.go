@@ -183,20 +183,30 @@ func (e *Encoder) Encode(buf []byte, ev *TextEvent) ([]byte, error) {
 // general is the path every event took before the Encoder: goavro natives,
 // then goavro's encoding of the whole event.
 func (e *Encoder) general(buf []byte, ev *TextEvent) ([]byte, error) {
+	full, err := e.es.Table.event(ev)
+	if err != nil {
+		return nil, err
+	}
+	return e.es.Encode(buf, full)
+}
+
+// event is ev with its row images converted by Record (the before image
+// first, so its error is the one returned).
+func (t *Table) event(ev *TextEvent) (*Event, error) {
 	full := &Event{Op: ev.Op, CommitLSN: ev.CommitLSN, LSN: ev.LSN, Seq: ev.Seq, Xid: ev.Xid, CommitTime: ev.CommitTime,
 		Schema: ev.Schema, Table: ev.Table, Unchanged: ev.Unchanged}
 	var err error
 	if ev.Before != nil {
-		if full.Before, err = e.es.Table.Record(ev.Before); err != nil {
+		if full.Before, err = t.Record(ev.Before); err != nil {
 			return nil, err
 		}
 	}
 	if ev.After != nil {
-		if full.After, err = e.es.Table.Record(ev.After); err != nil {
+		if full.After, err = t.Record(ev.After); err != nil {
 			return nil, err
 		}
 	}
-	return e.es.Encode(buf, full)
+	return full, nil
 }
 
 // appendEvent is the fast path: false when a value needs the general path.

@@ -99,11 +99,7 @@ func (s *Store) Get(ctx context.Context, fp uint64) (*EventSchema, error) {
 // DecodeHead reads the envelope of a single-object encoded event (see
 // EventSchema.DecodeHead) with the writer schema its fingerprint names.
 func (s *Store) DecodeHead(ctx context.Context, data []byte) (*Event, *EventSchema, error) {
-	fp, err := SingleObjectFingerprint(data)
-	if err != nil {
-		return nil, nil, err
-	}
-	es, err := s.Get(ctx, fp)
+	es, err := s.writer(ctx, data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,14 +107,19 @@ func (s *Store) DecodeHead(ctx context.Context, data []byte) (*Event, *EventSche
 	return e, es, err
 }
 
+// writer is the schema a single-object encoded event names.
+func (s *Store) writer(ctx context.Context, data []byte) (*EventSchema, error) {
+	fp, err := SingleObjectFingerprint(data)
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, fp)
+}
+
 // Decode reads a single-object encoded event with the writer schema its
 // fingerprint names.
 func (s *Store) Decode(ctx context.Context, data []byte) (*Event, *EventSchema, error) {
-	fp, err := SingleObjectFingerprint(data)
-	if err != nil {
-		return nil, nil, err
-	}
-	es, err := s.Get(ctx, fp)
+	es, err := s.writer(ctx, data)
 	if err != nil {
 		return nil, nil, err
 	}
