@@ -67,7 +67,7 @@ func (s *EventSchema) DecodeHead(data []byte) (*Event, error) {
 		return nil, fmt.Errorf("decoding event: written with schema %016x, not %016x", fp, s.Fingerprint)
 	}
 	r := headReader{b: data[10:]}
-	e := &Event{Op: r.str()}
+	e := &Event{Op: r.op()}
 	e.CommitLSN, e.LSN, e.Seq, e.Xid = uint64(r.long()), uint64(r.long()), r.long(), r.long()
 	e.CommitTime = time.UnixMicro(r.long()).UTC()
 	e.Schema, e.Table = r.str(), r.str()
@@ -96,6 +96,20 @@ func (r *headReader) long() int64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+// op reads the op string: one of the constant ones when it is (no copy is
+// made, so a buffered change holds none).
+func (r *headReader) op() string {
+	if len(r.b) >= 2 && r.b[0] == 2 { // a one-byte string
+		for _, op := range []string{"c", "u", "d", "t", "r"} {
+			if r.b[1] == op[0] {
+				r.b = r.b[2:]
+				return op
+			}
+		}
+	}
+	return r.str()
 }
 
 func (r *headReader) str() string {

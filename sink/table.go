@@ -39,17 +39,11 @@ type envelope struct {
 	CommitLSN  uint64
 	Seq        int64
 	CommitTime time.Time
-	Op         string // shared constant strings, see envelopeOf
+	Op         string
 }
 
-var ops = map[string]string{"c": "c", "u": "u", "d": "d", "t": "t", "r": "r"}
-
 func envelopeOf(ev *schema.Event) envelope {
-	op, ok := ops[ev.Op]
-	if !ok {
-		op = ev.Op
-	}
-	return envelope{CommitLSN: ev.CommitLSN, Seq: ev.Seq, CommitTime: ev.CommitTime, Op: op}
+	return envelope{CommitLSN: ev.CommitLSN, Seq: ev.Seq, CommitTime: ev.CommitTime, Op: ev.Op}
 }
 
 // Identity is schema.Event.Identity.

@@ -245,11 +245,7 @@ func (p *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case injectStall:
 		p.stalls.Add(1)
-		t := time.NewTimer(stall)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if !sleep(r.Context(), stall) {
 			return
 		}
 	}
@@ -385,12 +381,7 @@ func (p *TCP) serve(client net.Conn) {
 					return
 				case injectStall:
 					p.stalls.Add(1)
-					t := time.NewTimer(stall)
-					select {
-					case <-t.C:
-					case <-p.ctx.Done():
-						t.Stop()
-					}
+					sleep(p.ctx, stall)
 				}
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					kill(false)
@@ -407,4 +398,16 @@ func (p *TCP) serve(client net.Conn) {
 	go pump(client, server)
 	<-done
 	<-done
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
