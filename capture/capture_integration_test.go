@@ -128,7 +128,15 @@ func (h *harness) start() {
 	h.c = c
 	go func() { h.done <- c.Run(ctx) }()
 	// Changes count from the slot's creation: wait for it before writing.
+	// The slot shows active while it is being created, before capture has
+	// recorded it on GCS; a capture stopped in that moment leaves no record
+	// (and a later loss of the slot undetectable), so started means both.
 	h.waitSlotActive()
+	record := h.gcs.Bucket(h.cfg.Bucket).Object(h.cfg.Prefix + "/_state/slot-" + h.cfg.Slot + ".json")
+	stacktest.WaitUntil(h.t, "capture records its slot", 60*time.Second, func() (bool, error) {
+		_, err := record.Attrs(context.Background())
+		return err == nil, err
+	})
 }
 
 func (h *harness) stop() {

@@ -144,11 +144,13 @@ func TestIntegrationReplay(t *testing.T) {
 
 	// The sink caught up; it keeps running through every replay.
 	var records int
+	stopped := time.Now()
 	p.waitUntil("GCS holds every change", 2*time.Minute, func() (bool, error) {
 		ids, n, err := p.gcsIdentities("public", "replayed")
 		records = n
 		return err == nil && int64(len(ids)) == changes, fmt.Errorf("%d of %d changes on GCS (%v)", len(ids), changes, err)
 	})
+	t.Logf("GCS held every change %.1f s after the writer stopped", time.Since(stopped).Seconds())
 	res := p.waitVerified("replayed", stack.Dataset, 3*time.Minute)
 	t.Logf("the sink caught up: %d rows equal; GCS: %d records of %d changes", res.PostgresRows, records, changes)
 	changelog := "`" + stack.Dataset + "." + schema.BigQueryTableName("public", "replayed", "changelog") + "`"

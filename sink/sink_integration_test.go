@@ -83,8 +83,12 @@ func newPipeline(t testing.TB, name string, tables []capture.TableName, ddl ...s
 	}
 	capCfg := capture.Config{
 		DSN: stack.Postgres.DSN(stack.Database), Slot: name, Publication: name, Tables: tables,
-		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name, OrderingBuckets: 4,
-		SpillDir: t.TempDir(), Logger: log,
+		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name,
+		// The default bucket count: the Pub/Sub fake delivers one message per
+		// ordering key at a time, each after the previous one's ack (real
+		// Pub/Sub streams a key's messages in order without waiting), so the
+		// sink's drain here is about buckets × one message per flush.
+		OrderingBuckets: 32, SpillDir: t.TempDir(), Logger: log,
 	}
 	// The sink creates the subscription before anything is published.
 	s := New(p.cfg, p.ps, p.gcs, p.bq)

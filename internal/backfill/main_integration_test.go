@@ -111,8 +111,8 @@ func newPipe(t testing.TB, name string, tables []capture.TableName, ddl ...strin
 	}
 	capCfg := capture.Config{
 		DSN: p.dsn, Slot: name, Publication: name, Tables: tables,
-		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name, OrderingBuckets: 4,
-		SpillDir: t.TempDir(), Logger: logger(),
+		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name,
+		OrderingBuckets: 32, SpillDir: t.TempDir(), Logger: logger(), // the default; the Pub/Sub fake drains about one message per ordering key per ack
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	p.stopCap, p.capDone = cancel, make(chan error, 1)

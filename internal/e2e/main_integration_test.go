@@ -106,8 +106,8 @@ func startPipeline(t *testing.T, name string, tables []capture.TableName, ddl ..
 
 	capCfg := capture.Config{
 		DSN: stack.Postgres.DSN(stack.Database), Slot: name, Publication: name, Tables: tables,
-		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name, OrderingBuckets: 4,
-		SpillDir: t.TempDir(), Logger: log,
+		Project: stack.Project, Topic: name, Bucket: stack.Bucket, Prefix: name,
+		OrderingBuckets: 32, SpillDir: t.TempDir(), Logger: log, // the default; the Pub/Sub fake drains about one message per ordering key per ack
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	p.stopCap, p.capDone = cancel, make(chan error, 1)
