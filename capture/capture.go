@@ -287,13 +287,19 @@ func (c *Capturer) runOnce(ctx context.Context) error {
 	r.pub.PublishSettings.CountThreshold = 1000
 	r.pub.PublishSettings.DelayThreshold = 10 * time.Millisecond
 	r.results = make(chan pending, 1<<16)
-	var ackers sync.WaitGroup
+	r.outbox = make(chan []outgoing, outboxDepth)
+	var ackers, publishers sync.WaitGroup
 	ackers.Add(1)
 	go func() { defer ackers.Done(); r.ackLoop(ctx) }()
+	publishers.Add(1)
+	go func() { defer publishers.Done(); r.publishLoop(ctx) }()
 
 	err = r.stream(ctx, slot.confirmed)
 
 	// Stop intake, flush what was handed to Pub/Sub, then confirm it.
+	r.handoff()
+	close(r.outbox)
+	publishers.Wait()
 	r.pub.Stop()
 	close(r.results)
 	ackers.Wait()
