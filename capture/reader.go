@@ -89,8 +89,9 @@ func (r *reader) publishLoop(ctx context.Context) {
 // acknowledges it to the tracker; a failure resumes the paused key and marks
 // the tracker failed, which ends the session.
 func (r *reader) ackLoop(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
 	for p := range r.results {
-		_, err := p.res.Get(context.WithoutCancel(ctx))
+		_, err := p.res.Get(ctx)
 		if err != nil {
 			r.pub.ResumePublish(p.key)
 			p.tx.Ack(&publishError{key: p.key, err: err})
@@ -136,6 +137,15 @@ func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
 	}
 	r.c.log.Info("capture streaming", "slot", r.c.cfg.Slot, "from", start.String(), "args", args)
 	r.lastStatus = time.Now()
+	// Each receive waits at most until the next status is due. The wait is
+	// bounded by the connection's read deadline rather than by a context
+	// per message (pgconn watches each such context with a goroutine of
+	// its own); the session's context still ends a wait at once, by moving
+	// the deadline to now.
+	nc := r.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	var readDeadline time.Time
 	for {
 		if ferr := r.failed(); ferr != nil {
 			return ferr
@@ -143,10 +153,17 @@ func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
 		if err := r.keepAlive(ctx); err != nil {
 			return err
 		}
-		deadline := r.lastStatus.Add(r.statusInterval())
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := r.conn.ReceiveMessage(rctx)
-		cancel()
+		if deadline := r.lastStatus.Add(r.statusInterval()); !deadline.Equal(readDeadline) {
+			if err := nc.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("setting the replication connection's read deadline: %w", err)
+			}
+			readDeadline = deadline
+		}
+		// After the deadline is set: a cancellation from here on moves it.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -394,7 +411,7 @@ func (r *reader) truncate(ctx context.Context, walStart pglogrepl.LSN, relID uin
 	for b := 0; b < r.c.cfg.OrderingBuckets; b++ {
 		m := *msg
 		m.OrderingKey = OrderingKey(rel, b)
-		r.send(ctx, &m)
+		r.send(&m)
 	}
 	return nil
 }
@@ -414,14 +431,14 @@ func (r *reader) publish(ctx context.Context, ch *Change) error {
 		r.c.dead.Add(1)
 		return nil
 	}
-	r.send(ctx, msg)
+	r.send(msg)
 	return nil
 }
 
 // send counts msg in its transaction's outstanding events and adds it to
 // the batch for publishLoop; a full batch is handed over at once (blocking
 // while publishLoop is behind, which blocks under flow control).
-func (r *reader) send(_ context.Context, msg *pubsub.Message) {
+func (r *reader) send(msg *pubsub.Message) {
 	r.tx.ack.Add(1)
 	r.batch = append(r.batch, outgoing{msg: msg, tx: r.tx.ack})
 	r.batchBytes += len(msg.Data)
