@@ -219,6 +219,14 @@ func (c *Capturer) replicationConfig() (*pgconn.Config, error) {
 	return cfg, nil
 }
 
+// maxInFlight bounds the messages handed to the publisher whose results the
+// ack loop has not read yet: the results queue holds that many, and the
+// publisher's flow control admits that many besides its byte limit. Left
+// unset, that count is the client's default of 1,000 messages: less than
+// one full batch (CountThreshold) in flight across all ordering keys, so
+// each batch would wait for the one before it to be accepted.
+const maxInFlight = 1 << 14
+
 func (c *Capturer) runOnce(ctx context.Context) error {
 	cfg, err := pgx.ParseConfig(c.cfg.DSN)
 	if err != nil {
@@ -282,18 +290,25 @@ func (c *Capturer) runOnce(ctx context.Context) error {
 	r.pub = c.pubsub.Publisher(c.topicName())
 	r.pub.EnableMessageOrdering = true
 	r.pub.PublishSettings.FlowControlSettings = pubsub.FlowControlSettings{
-		MaxOutstandingBytes: int(c.cfg.MaxOutstandingBytes), LimitExceededBehavior: pubsub.FlowControlBlock,
+		MaxOutstandingBytes: int(c.cfg.MaxOutstandingBytes), MaxOutstandingMessages: maxInFlight,
+		LimitExceededBehavior: pubsub.FlowControlBlock,
 	}
 	r.pub.PublishSettings.CountThreshold = 1000
 	r.pub.PublishSettings.DelayThreshold = 10 * time.Millisecond
-	r.results = make(chan pending, 1<<16)
-	var ackers sync.WaitGroup
+	r.results = make(chan pending, maxInFlight)
+	r.outbox = make(chan []outgoing, outboxDepth)
+	var ackers, publishers sync.WaitGroup
 	ackers.Add(1)
 	go func() { defer ackers.Done(); r.ackLoop(ctx) }()
+	publishers.Add(1)
+	go func() { defer publishers.Done(); r.publishLoop(ctx) }()
 
 	err = r.stream(ctx, slot.confirmed)
 
 	// Stop intake, flush what was handed to Pub/Sub, then confirm it.
+	r.handoff()
+	close(r.outbox)
+	publishers.Wait()
 	r.pub.Stop()
 	close(r.results)
 	ackers.Wait()

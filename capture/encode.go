@@ -26,8 +26,9 @@ type tableVersion struct {
 	// not be compiled, and then events take Table.Record and
 	// EventSchema.Encode, whose output it reproduces byte for byte.
 	enc         *schema.Encoder
-	name        string // the table attribute: schema.table, quoted where needed
-	fingerprint string // the schema_fingerprint attribute
+	name        string   // the table attribute: schema.table, quoted where needed
+	fingerprint string   // the schema_fingerprint attribute
+	keys        []string // the ordering key of each bucket
 }
 
 // encoder turns changes into Pub/Sub messages. It keeps the current schema
@@ -43,6 +44,7 @@ type encoder struct {
 	buckets    int
 	tables     map[uint32]*tableVersion
 	buf        []byte
+	slab       slab // the messages' data
 	deadCount  int64
 	// Scratch row images, reused from change to change: the texts they
 	// point to are only valid while one change is encoded.
@@ -78,7 +80,11 @@ func (e *encoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		return err
 	}
 	tv := &tableVersion{rel: rel, table: table, events: es,
-		name: quoteIdent(m.Namespace) + "." + quoteIdent(m.RelationName), fingerprint: es.FingerprintHex()}
+		name: quoteIdent(m.Namespace) + "." + quoteIdent(m.RelationName), fingerprint: es.FingerprintHex(),
+		keys: make([]string, max(e.buckets, 1))}
+	for b := range tv.keys {
+		tv.keys[b] = OrderingKey(rel, b)
+	}
 	if tv.enc, err = schema.NewEncoder(es); err != nil {
 		tv.enc = nil // not expected for a schema NewEventSchema made; the general path is always right
 	}
@@ -115,8 +121,8 @@ func (e *encoder) message(ctx context.Context, ch *Change) (*pubsub.Message, err
 		e.lsn, e.lsnText = ch.CommitLSN, ch.CommitLSN.String()
 	}
 	return &pubsub.Message{
-		Data:        append([]byte(nil), data...),
-		OrderingKey: OrderingKey(ch.Relation, ch.Bucket(e.buckets)),
+		Data:        e.slab.copy(data),
+		OrderingKey: tv.keys[ch.Bucket(len(tv.keys))],
 		Attributes: map[string]string{
 			AttrTable: tv.name, AttrOp: string(ch.Op),
 			AttrCommitLSN: e.lsnText, AttrSeq: strconv.FormatInt(ch.Seq, 10), AttrFingerprint: tv.fingerprint,
@@ -249,4 +255,28 @@ func textRow(rel *Relation, tuple []*pglogrepl.TupleDataColumn) map[string]any {
 		}
 	}
 	return out
+}
+
+// slab hands out copies of byte slices carved from larger blocks, so that
+// many small messages cost one allocation. A block stays in memory while
+// any message carved from it does.
+type slab struct {
+	block []byte
+}
+
+// slabBlock is the size of a slab's blocks; larger data get their own.
+const slabBlock = 64 << 10
+
+// copy returns a copy of b that shares no bytes with any other copy.
+func (s *slab) copy(b []byte) []byte {
+	n := len(b)
+	if n > slabBlock/4 {
+		return append([]byte(nil), b...)
+	}
+	if cap(s.block)-len(s.block) < n {
+		s.block = make([]byte, 0, slabBlock)
+	}
+	start := len(s.block)
+	s.block = append(s.block, b...)
+	return s.block[start : start+n : start+n]
 }

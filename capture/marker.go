@@ -59,7 +59,7 @@ func (r *reader) logicalMessage(ctx context.Context, m *pglogrepl.LogicalDecodin
 			if err != nil {
 				return err
 			}
-			r.send(ctx, &pubsub.Message{
+			r.send(&pubsub.Message{
 				Data:        data,
 				OrderingKey: name + "/" + strconv.Itoa(b),
 				Attributes: map[string]string{

@@ -21,9 +21,19 @@ type reader struct {
 	enc     *encoder
 	pub     *pubsub.Publisher
 	results chan pending
+	// outbox carries batches of messages, in order, to publishLoop, which
+	// hands them to the publisher while this goroutine decodes and encodes
+	// the next ones. batch is the one being filled: it goes at a
+	// transaction's commit or when it holds handoffCount messages or
+	// handoffBytes of data, whichever comes first.
+	outbox     chan []outgoing
+	batch      []outgoing
+	batchBytes int
 
 	relations map[uint32]*Relation
-	tx        *txState // the transaction being published, nil between transactions
+	rowMsg    rowMessage // the row message being published
+	ch        Change     // its change
+	tx        *txState   // the transaction being published, nil between transactions
 	spills    map[uint32]*spill
 	streamXid uint32 // xid of the open stream block, 0 outside one
 	inStream  bool
@@ -47,12 +57,41 @@ type pending struct {
 	tx  *TxHandle
 }
 
+// outgoing is a message on its way to the publisher, already counted in
+// its transaction's outstanding events.
+type outgoing struct {
+	msg *pubsub.Message
+	tx  *TxHandle
+}
+
+// The size of a batch handed to publishLoop, and how many batches may wait
+// for it: with the message being published, at most outboxDepth+2 batches
+// of at most handoffBytes (or of one message, if larger) are held beyond
+// the publisher's flow control.
+const (
+	handoffCount = 256
+	handoffBytes = 256 << 10
+	outboxDepth  = 4
+)
+
+// publishLoop publishes the outbox's messages in the order they were sent
+// and queues their results for the ack loop, until the outbox is closed.
+func (r *reader) publishLoop(ctx context.Context) {
+	for batch := range r.outbox {
+		for _, o := range batch {
+			res := r.pub.Publish(ctx, o.msg)
+			r.results <- pending{res: res, key: o.msg.OrderingKey, tx: o.tx}
+		}
+	}
+}
+
 // ackLoop waits for each publish in the order they were made and
 // acknowledges it to the tracker; a failure resumes the paused key and marks
 // the tracker failed, which ends the session.
 func (r *reader) ackLoop(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
 	for p := range r.results {
-		_, err := p.res.Get(context.WithoutCancel(ctx))
+		_, err := p.res.Get(ctx)
 		if err != nil {
 			r.pub.ResumePublish(p.key)
 			p.tx.Ack(&publishError{key: p.key, err: err})
@@ -98,6 +137,15 @@ func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
 	}
 	r.c.log.Info("capture streaming", "slot", r.c.cfg.Slot, "from", start.String(), "args", args)
 	r.lastStatus = time.Now()
+	// Each receive waits at most until the next status is due. The wait is
+	// bounded by the connection's read deadline rather than by a context
+	// per message (pgconn watches each such context with a goroutine of
+	// its own); the session's context still ends a wait at once, by moving
+	// the deadline to now.
+	nc := r.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	var readDeadline time.Time
 	for {
 		if ferr := r.failed(); ferr != nil {
 			return ferr
@@ -105,10 +153,17 @@ func (r *reader) stream(ctx context.Context, start pglogrepl.LSN) error {
 		if err := r.keepAlive(ctx); err != nil {
 			return err
 		}
-		deadline := r.lastStatus.Add(r.statusInterval())
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := r.conn.ReceiveMessage(rctx)
-		cancel()
+		if deadline := r.lastStatus.Add(r.statusInterval()); !deadline.Equal(readDeadline) {
+			if err := nc.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("setting the replication connection's read deadline: %w", err)
+			}
+			readDeadline = deadline
+		}
+		// After the deadline is set: a cancellation from here on moves it.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -186,6 +241,9 @@ func (r *reader) walMessage(ctx context.Context, walStart pglogrepl.LSN, data []
 			return r.spills[r.streamXid].append(xid, walStart, data)
 		}
 	}
+	if isRowMessage(data[0]) {
+		return r.rowMessage(ctx, walStart, data, false)
+	}
 	msg, err := pglogrepl.ParseV2(data, false)
 	if err != nil {
 		return fmt.Errorf("parsing pgoutput message %q at %s: %w", data[0], walStart, err)
@@ -244,6 +302,7 @@ func (r *reader) commit(end pglogrepl.LSN) error {
 	}
 	r.tx.ack.Seal(end, r.tx.commitTime)
 	r.tx = nil
+	r.handoff()
 	return nil
 }
 
@@ -257,6 +316,12 @@ func (r *reader) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMess
 	defer s.remove()
 	r.begin(m.CommitLSN, m.Xid, m.CommitTime)
 	err := s.replay(func(walStart pglogrepl.LSN, data []byte) error {
+		if len(data) > 0 && isRowMessage(data[0]) {
+			if err := r.rowMessage(ctx, walStart, data, true); err != nil {
+				return err
+			}
+			return r.keepAlive(ctx)
+		}
 		msg, err := pglogrepl.ParseV2(data, true)
 		if err != nil {
 			return fmt.Errorf("parsing spilled pgoutput message %q of transaction %d: %w", data[0], m.Xid, err)
@@ -282,12 +347,6 @@ func (r *reader) change(ctx context.Context, walStart pglogrepl.LSN, msg pglogre
 		return r.relation(ctx, &m.RelationMessage)
 	case *pglogrepl.RelationMessage:
 		return r.relation(ctx, m)
-	case *pglogrepl.InsertMessageV2:
-		return r.row(ctx, walStart, OpInsert, m.RelationID, nil, m.Tuple)
-	case *pglogrepl.UpdateMessageV2:
-		return r.row(ctx, walStart, OpUpdate, m.RelationID, m.OldTuple, m.NewTuple)
-	case *pglogrepl.DeleteMessageV2:
-		return r.row(ctx, walStart, OpDelete, m.RelationID, m.OldTuple, nil)
 	case *pglogrepl.TruncateMessageV2:
 		for _, id := range m.RelationIDs {
 			if err := r.truncate(ctx, walStart, id); err != nil {
@@ -308,19 +367,27 @@ func (r *reader) relation(ctx context.Context, m *pglogrepl.RelationMessage) err
 	return r.enc.relation(ctx, m)
 }
 
-func (r *reader) row(ctx context.Context, walStart pglogrepl.LSN, op Op, relID uint32, before, after *pglogrepl.TupleData) error {
-	rel, ok := r.relations[relID]
+// rowMessage publishes the change of an Insert, Update or Delete message.
+// The change and its tuples live in the reader's scratch storage, valid
+// until the next row message: nothing keeps them past publish.
+func (r *reader) rowMessage(ctx context.Context, walStart pglogrepl.LSN, data []byte, streamed bool) error {
+	m := &r.rowMsg
+	if err := m.Decode(data, streamed); err != nil {
+		return fmt.Errorf("parsing pgoutput message at %s: %w", walStart, err)
+	}
+	rel, ok := r.relations[m.RelationID]
 	if !ok {
-		return fmt.Errorf("change to relation %d before its Relation message", relID)
+		return fmt.Errorf("change to relation %d before its Relation message", m.RelationID)
 	}
-	ch := &Change{Op: op, Relation: rel, LSN: walStart}
-	if before != nil {
-		ch.Before = before.Columns
+	op := OpInsert
+	switch m.Type {
+	case pglogrepl.MessageTypeUpdate:
+		op = OpUpdate
+	case pglogrepl.MessageTypeDelete:
+		op = OpDelete
 	}
-	if after != nil {
-		ch.After = after.Columns
-	}
-	return r.publish(ctx, ch)
+	r.ch = Change{Op: op, Relation: rel, LSN: walStart, Before: m.Old, After: m.New}
+	return r.publish(ctx, &r.ch)
 }
 
 // truncate publishes one truncate event on every ordering key of the table,
@@ -344,7 +411,7 @@ func (r *reader) truncate(ctx context.Context, walStart pglogrepl.LSN, relID uin
 	for b := 0; b < r.c.cfg.OrderingBuckets; b++ {
 		m := *msg
 		m.OrderingKey = OrderingKey(rel, b)
-		r.send(ctx, &m)
+		r.send(&m)
 	}
 	return nil
 }
@@ -364,16 +431,29 @@ func (r *reader) publish(ctx context.Context, ch *Change) error {
 		r.c.dead.Add(1)
 		return nil
 	}
-	r.send(ctx, msg)
+	r.send(msg)
 	return nil
 }
 
-// send hands msg to the publisher (blocking under flow control) and queues
-// its result for the ack loop.
-func (r *reader) send(ctx context.Context, msg *pubsub.Message) {
+// send counts msg in its transaction's outstanding events and adds it to
+// the batch for publishLoop; a full batch is handed over at once (blocking
+// while publishLoop is behind, which blocks under flow control).
+func (r *reader) send(msg *pubsub.Message) {
 	r.tx.ack.Add(1)
-	res := r.pub.Publish(ctx, msg)
-	r.results <- pending{res: res, key: msg.OrderingKey, tx: r.tx.ack}
+	r.batch = append(r.batch, outgoing{msg: msg, tx: r.tx.ack})
+	r.batchBytes += len(msg.Data)
+	if len(r.batch) >= handoffCount || r.batchBytes >= handoffBytes {
+		r.handoff()
+	}
+}
+
+// handoff passes the batch being filled to publishLoop.
+func (r *reader) handoff() {
+	if len(r.batch) == 0 {
+		return
+	}
+	r.outbox <- r.batch
+	r.batch, r.batchBytes = make([]outgoing, 0, handoffCount), 0
 }
 
 func (r *reader) statusInterval() time.Duration { return min(time.Second, r.c.cfg.StandbyTimeout) }
