@@ -46,8 +46,9 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	h.exec(`CREATE PUBLICATION drain_bench FOR TABLE drain_rows WITH (publish_via_partition_root = true)`)
 	h.exec(`SELECT pg_create_logical_replication_slot('drain_bench', 'pgoutput')`)
 	h.exec(`SELECT pg_create_logical_replication_slot('drain_reference', 'pgoutput')`)
-	// A topic without subscriptions: the fake then keeps no messages and its
-	// cost (it runs in this process) stays out of capture's figure.
+	// A topic without subscriptions: the fake (it runs in this process)
+	// records each message but delivers none, so little of its cost is in
+	// the run.
 	h.cfg.Topic = "drain_bench_nosub"
 	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
 	h.cfg.OrderingBuckets = 32          // the default
@@ -67,7 +68,7 @@ func BenchmarkIntegrationDrainVsRecvlogical(b *testing.B) {
 	// (which runs in this test process) does not share its CPU profile; the
 	// slot's confirmed position, reported every 100ms here, marks the end.
 	cfgPath := h.writeConfig(b, "drain_rows")
-	prof := filepath.Join(os.TempDir(), "tributary-capture-drain.pprof")
+	prof := filepath.Join(os.TempDir(), fmt.Sprintf("tributary-capture-drain-%d.pprof", os.Getpid()))
 	capStart := time.Now()
 	// No initial snapshot: pg_recvlogical reads only the WAL, so capture
 	// must not also read the table.
@@ -111,7 +112,7 @@ func BenchmarkIntegrationBigTransactionRSS(b *testing.B) {
 	rows := envInt("TRIBUTARY_BENCH_BIG_ROWS", 2000000)
 	bin := buildTributary(b)
 	h := newHarness(b, "big_bench", nil, `CREATE TABLE big_rows (id int PRIMARY KEY, v int NOT NULL)`)
-	h.cfg.Topic = "big_bench_nosub"     // no subscription: the in-process fake keeps nothing
+	h.cfg.Topic = "big_bench_nosub"     // no subscription: the in-process fake delivers nothing
 	dropSubscriptionOnceStreaming(b, h) // capture waits for one before streaming
 	cfgPath := h.writeConfig(b, "big_rows")
 	cmd := exec.Command(bin, "capture", "--config", cfgPath, "--set", "postgres.initial_snapshot=false")

@@ -40,7 +40,7 @@ postgres:
   tables: [public.%s]
 pubsub:
   topic: %s
-  ordering_buckets: 4
+  ordering_buckets: %d
 gcs:
   bucket: %s
   prefix: %s
@@ -50,7 +50,7 @@ http:
   listen: 127.0.0.1:0
 log:
   level: warn
-`, stack.Project, stack.Postgres.DSN(stack.Database), h.name, h.name, table, h.cfg.Topic, stack.Bucket, h.name, stack.Dataset)
+`, stack.Project, stack.Postgres.DSN(stack.Database), h.name, h.name, table, h.cfg.Topic, h.cfg.OrderingBuckets, stack.Bucket, h.name, stack.Dataset)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
