@@ -111,7 +111,7 @@ type Config struct {
 	MaxOutstandingBytes int
 	// MaxOutstandingMessages bounds the messages received and not yet
 	// written, with MaxOutstandingBytes: a buffered change costs its
-	// message's bytes plus about 250, so with small rows this is the bound
+	// message's bytes plus about 320, so with small rows this is the bound
 	// that holds memory. Default 200000.
 	MaxOutstandingMessages int
 	// NumGoroutines is the number of Pub/Sub pull streams; default 8.

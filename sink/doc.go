@@ -8,11 +8,11 @@
 // op, position, table) and the message buffered by table; its rows are
 // decoded when the buffer is written. A table's buffer is written when
 // FlushBytes, FlushRows or FlushAge is reached: one Avro OCF object of the
-// flat changelog record per schema version (Layout.DataObject), never
-// overwriting, then a pending marker under <prefix>/_sink/pending/; only
-// then are its messages acked. A message whose envelope cannot be read goes
-// to a dead-letter object and is acked at once; one whose rows cannot be
-// read, when its buffer is written, alone.
+// flat changelog record per schema version (Layout.DataObject), uploaded as
+// it is encoded and never overwriting, then a pending marker under
+// <prefix>/_sink/pending/; only then are its messages acked. A message
+// whose envelope cannot be read goes to a dead-letter object and is acked
+// at once; one whose rows cannot be read, when its buffer is written, alone.
 // EncodeOCF writes such an object of events; OCFWriter writes the same
 // object from records already encoded (the backfill's).
 //

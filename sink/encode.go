@@ -1,10 +1,9 @@
 package sink
 
 import (
+	"fmt"
 	"io"
 	"sort"
-
-	"github.com/linkedin/goavro/v2"
 
 	"github.com/tributary-cdc/tributary/schema"
 )
@@ -30,26 +29,32 @@ func EncodeOCF(w io.Writer, cl *schema.Changelog, events []*schema.Event, compre
 	return encodeOCF(w, cl, len(events), func(i int) (*schema.Event, error) { return events[i], nil }, compression)
 }
 
-// encodeOCF is EncodeOCF of n events that event(i) yields in order: only
-// one block's events need be decoded at a time.
+// encodeOCF is EncodeOCF of n events that event(i) yields in order. Each
+// event is turned into its record's Avro binary as soon as it is yielded,
+// so one event is held decoded at a time, beside the binary records of the
+// block being filled (a block's decoded events, in goavro's native form,
+// take several times the block's bytes). The file is the one goavro's
+// writer makes of the same records (OCFWriter).
 func encodeOCF(w io.Writer, cl *schema.Changelog, n int, event func(int) (*schema.Event, error), compression string) error {
-	ocf, err := goavro.NewOCFWriter(goavro.OCFConfig{W: w, Codec: cl.Codec, CompressionName: compression})
+	ocf, err := NewOCFWriter(w, cl, compression)
 	if err != nil {
-		return &permanentError{err}
+		return err
 	}
-	block := make([]any, 0, min(n, ocfBlockRows))
+	var block []byte
+	rows := 0
 	for i := range n {
 		ev, err := event(i)
 		if err != nil {
 			return err
 		}
-		block = append(block, cl.Record(ev))
-		if len(block) == cap(block) || i == n-1 {
-			if err := ocf.Append(block); err != nil {
-				return &permanentError{err}
+		if block, err = cl.Codec.BinaryFromNative(block, cl.Record(ev)); err != nil {
+			return &permanentError{fmt.Errorf("encoding the record of %s: %w", ev.Identity(), err)}
+		}
+		if rows++; rows == ocfBlockRows || i == n-1 {
+			if err := ocf.WriteBlock(rows, block); err != nil {
+				return err
 			}
-			clear(block)
-			block = block[:0]
+			block, rows = block[:0], 0
 		}
 	}
 	return nil

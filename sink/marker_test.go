@@ -52,7 +52,7 @@ func TestMarkerWaitsForItsFlush(t *testing.T) {
 	}
 
 	// A change buffered before the marker: the marker waits for its flush.
-	tb.add(received{msg: &pubsub.Message{OrderingKey: "public.orders/1", Data: []byte("x")}, ev: envelope{Op: "c"}})
+	tb.add(received{msg: &pubsub.Message{OrderingKey: "public.orders/1", Data: []byte("x")}, ev: envelope{Op: 'c'}})
 	tb.addMarker(&pubsub.Message{OrderingKey: "public.orders/1"}, mk(1))
 	if len(tb.markers) != 1 || tb.markers[0].gen != 1 || len(tb.loadWait) != 0 {
 		t.Fatalf("behind a buffered change: markers %+v, loadWait %d", tb.markers, len(tb.loadWait))
@@ -79,7 +79,7 @@ func TestMarkerWaitsForItsFlush(t *testing.T) {
 
 	// A flush that did not write its changes: the markers behind it are
 	// nacked, not recorded.
-	tb.add(received{msg: &pubsub.Message{OrderingKey: "public.orders/1", Data: []byte("y")}, ev: envelope{Op: "c"}})
+	tb.add(received{msg: &pubsub.Message{OrderingKey: "public.orders/1", Data: []byte("y")}, ev: envelope{Op: 'c'}})
 	tb.addMarker(&pubsub.Message{OrderingKey: "public.orders/1"}, mk(1))
 	_, _, gen = tb.take(true)
 	tb.flushedGen(gen, false)

@@ -39,8 +39,14 @@ func NewOCFWriter(w io.Writer, cl *schema.Changelog, compression string) (*OCFWr
 	if compression == "" {
 		o.compression = goavro.CompressionNullLabel
 	}
-	if _, err := goavro.NewOCFWriter(goavro.OCFConfig{W: w, Codec: cl.Codec, CompressionName: compression, SyncMarker: o.sync}); err != nil {
+	// goavro's writer writes the header when it is made: into a buffer, so
+	// that a failure of w (an upload) is told apart from goavro's refusal.
+	var header bytes.Buffer
+	if _, err := goavro.NewOCFWriter(goavro.OCFConfig{W: &header, Codec: cl.Codec, CompressionName: compression, SyncMarker: o.sync}); err != nil {
 		return nil, &permanentError{err}
+	}
+	if _, err := w.Write(header.Bytes()); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

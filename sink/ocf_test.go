@@ -9,15 +9,30 @@ import (
 )
 
 // TestOCFWriterIsGoavros writes the same records with OCFWriter (from their
-// Avro binary, in blocks as EncodeOCF cuts them) and with EncodeOCF, under
-// every compression: the files must be the same bytes but for the random
-// sync marker, and goavro's reader must read back the same records, block
-// structure and header.
+// Avro binary, in blocks of ocfBlockRows) and with goavro's writer (from
+// their native form, in the same blocks), under every compression: the
+// files must be the same bytes but for the random sync marker, and goavro's
+// reader must read back the same records, block structure and header.
+// EncodeOCF, which writes through OCFWriter, must write the same blocks too.
 func TestOCFWriterIsGoavros(t *testing.T) {
 	cl, events := benchEvents(t, 2*ocfBlockRows+17)
 	for _, c := range []string{goavro.CompressionSnappyLabel, goavro.CompressionDeflateLabel, goavro.CompressionNullLabel, ""} {
 		var want bytes.Buffer
-		if err := EncodeOCF(&want, cl, events, c); err != nil {
+		gw, err := goavro.NewOCFWriter(goavro.OCFConfig{W: &want, Codec: cl.Codec, CompressionName: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(events); i += ocfBlockRows {
+			block := make([]any, 0, ocfBlockRows)
+			for _, ev := range events[i:min(i+ocfBlockRows, len(events))] {
+				block = append(block, cl.Record(ev))
+			}
+			if err := gw.Append(block); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var enc bytes.Buffer
+		if err := EncodeOCF(&enc, cl, events, c); err != nil {
 			t.Fatal(err)
 		}
 		var got bytes.Buffer
@@ -49,6 +64,11 @@ func TestOCFWriterIsGoavros(t *testing.T) {
 		gotBlocks := got.Bytes()[bytes.Index(got.Bytes(), w.sync[:])+16:]
 		if !bytes.Equal(gotBlocks, bytes.ReplaceAll(wantBlocks, wantSync, w.sync[:])) {
 			t.Errorf("compression %q: the blocks differ from goavro's (%d bytes, goavro's %d)", c, len(gotBlocks), len(wantBlocks))
+		}
+		encSync := enc.Bytes()[enc.Len()-16:]
+		encBlocks := enc.Bytes()[bytes.Index(enc.Bytes(), encSync)+16:]
+		if !bytes.Equal(encBlocks, bytes.ReplaceAll(wantBlocks, wantSync, encSync)) {
+			t.Errorf("compression %q: EncodeOCF's blocks differ from goavro's (%d bytes, goavro's %d)", c, len(encBlocks), len(wantBlocks))
 		}
 		gotRecs, gotCodec, gotComp := readOCF(t, got.Bytes())
 		wantRecs, wantCodec, wantComp := readOCF(t, want.Bytes())

@@ -1,12 +1,12 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -25,26 +25,37 @@ type tableKey struct{ Schema, Table string }
 func (k tableKey) String() string { return k.Schema + "." + k.Table }
 
 // received is one decoded message waiting in a table's buffer: the
-// message (its attributes dropped) and the change's envelope, kept small —
-// a buffered change costs its message's bytes and about 250 more, which
-// is what flow control in messages bounds.
+// message (its attributes dropped) and the change's envelope, kept small
+// (48 bytes with the pointers): a buffered change costs its message and
+// this, which is what flow control in messages bounds.
 type received struct {
 	msg *pubsub.Message
 	ev  envelope
 	es  *schema.EventSchema
 }
 
-// envelope is what the buffer needs of a change: its place and its op.
+// envelope is what the buffer needs of a change: its place, its commit
+// time and whether it is a truncate.
 type envelope struct {
-	CommitLSN  uint64
-	Seq        int64
-	CommitTime time.Time
-	Op         string
+	CommitLSN uint64
+	Seq       int64
+	// CommitUS is the commit time in microseconds since the epoch
+	// (Postgres's precision, and the changelog's).
+	CommitUS int64
+	// Op is the op's letter ('c', 'u', 'd', 't', …).
+	Op byte
 }
 
 func envelopeOf(ev *schema.Event) envelope {
-	return envelope{CommitLSN: ev.CommitLSN, Seq: ev.Seq, CommitTime: ev.CommitTime, Op: ev.Op}
+	e := envelope{CommitLSN: ev.CommitLSN, Seq: ev.Seq, CommitUS: ev.CommitTime.UnixMicro()}
+	if ev.Op != "" {
+		e.Op = ev.Op[0]
+	}
+	return e
 }
+
+// CommitTime is the commit time, in UTC.
+func (e envelope) CommitTime() time.Time { return time.UnixMicro(e.CommitUS).UTC() }
 
 // Identity is schema.Event.Identity.
 func (e envelope) Identity() string {
@@ -109,7 +120,7 @@ func (t *table) add(r received) {
 		r.msg.Nack()
 		return
 	}
-	if r.ev.Op == "t" {
+	if r.ev.Op == 't' {
 		id := r.ev.Identity()
 		if t.truncates[id] {
 			t.dupAcks = append(t.dupAcks, r.msg)
@@ -190,18 +201,8 @@ func (t *table) flushLoop(ctx context.Context, drain <-chan struct{}) {
 // once the object holding it is written and marked for loading. It reports
 // whether every message was written (or dead-lettered) and acked.
 func (t *table) flush(ctx context.Context, buf []received) bool {
-	var order []uint64
-	groups := map[uint64][]received{}
-	for _, r := range buf {
-		fp := r.es.Fingerprint
-		if _, ok := groups[fp]; !ok {
-			order = append(order, fp)
-		}
-		groups[fp] = append(groups[fp], r)
-	}
 	all := true
-	for _, fp := range order {
-		g := groups[fp]
+	for _, g := range groupBySchema(buf) {
 		err := t.s.retry(ctx, t, "writing objects", func() error { return t.writeGroup(ctx, g) })
 		// A message whose rows cannot be decoded (its envelope could: it
 		// was routed) goes to the dead-letter alone; the rest is written.
@@ -232,6 +233,32 @@ func (t *table) flush(ctx context.Context, buf []received) bool {
 	return all
 }
 
+// groupBySchema splits buf into one group per schema version, in the order
+// of each version's first change, each group in buf's order. The groups
+// share buf's array (buf is reordered in place): a flush holds no second
+// copy of its buffer.
+func groupBySchema(buf []received) [][]received {
+	rank := map[uint64]int{}
+	for _, r := range buf {
+		if _, ok := rank[r.es.Fingerprint]; !ok {
+			rank[r.es.Fingerprint] = len(rank)
+		}
+	}
+	if len(rank) > 1 {
+		slices.SortStableFunc(buf, func(a, b received) int { return rank[a.es.Fingerprint] - rank[b.es.Fingerprint] })
+	}
+	groups := make([][]received, 0, len(rank))
+	for start := 0; start < len(buf); {
+		end := start + 1
+		for end < len(buf) && buf[end].es.Fingerprint == buf[start].es.Fingerprint {
+			end++
+		}
+		groups = append(groups, buf[start:end:end])
+		start = end
+	}
+	return groups
+}
+
 // undecodableError is a buffered message whose rows cannot be decoded.
 type undecodableError struct {
 	msg *pubsub.Message
@@ -257,6 +284,17 @@ func objectWriter(id string, firstSeq int64, attempt int) string {
 	return id
 }
 
+// uploadChunk bounds the part of a data object held for its upload: an
+// object bigger goes up in parts of this size (a resumable upload). The
+// object of a flush of the default 100,000 rows of a narrow table fits in
+// one; one of FlushBytes is written in several.
+const uploadChunk = 8 << 20
+
+// ocfSlack is added to the bytes of a group's messages to bound the size of
+// its object, for the upload's buffer: an object's records take about their
+// messages' bytes (less once compressed), its header a few KiB more.
+const ocfSlack = 64 << 10
+
 // writeGroup writes the events of one schema version as one object, never
 // replacing an existing one, then its pending marker.
 func (t *table) writeGroup(ctx context.Context, g []received) error {
@@ -267,12 +305,10 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	}
 	// Buffered events hold their envelope only (receive drops the rows to
 	// keep a buffered change near its message's size): the rows are decoded
-	// again from the messages here, one OCF block at a time.
+	// again from the messages here, one at a time, and the object is
+	// uploaded as it is encoded, a part of at most uploadChunk bytes held
+	// at a time; the whole object never is.
 	sortReceived(g)
-	events := make([]envelope, len(g))
-	for i, r := range g {
-		events[i] = r.ev
-	}
 	full := func(i int) (*schema.Event, error) {
 		ev, err := g[i].es.Decode(g[i].msg.Data)
 		if err != nil {
@@ -280,18 +316,23 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 		}
 		return ev, nil
 	}
-	var data bytes.Buffer
-	if err := encodeOCF(&data, cl, len(g), full, s.cfg.Compression); err != nil {
-		return err
+	first, last := g[0].ev, g[len(g)-1].ev
+	lastCommit, size := first.CommitUS, 0
+	for _, r := range g {
+		lastCommit = max(lastCommit, r.ev.CommitUS)
+		size += len(r.msg.Data)
 	}
-	first, last := events[0], events[len(events)-1]
 	var name string
 	for n := 0; ; n++ {
+		// A name already taken (412) shows only once the upload has begun:
+		// the object is encoded again under the next name.
 		writer := objectWriter(s.cfg.WriterID, first.Seq, n)
-		name = s.layout.DataObject(t.key.Schema, t.key.Table, first.CommitTime, first.CommitLSN, last.CommitLSN, writer)
-		err = s.writeObject(ctx, name, "avro/binary", data.Bytes(), map[string]string{
-			"rows": strconv.Itoa(len(events)), "first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
+		name = s.layout.DataObject(t.key.Schema, t.key.Table, first.CommitTime(), first.CommitLSN, last.CommitLSN, writer)
+		err = gcp.WriteNewStream(ctx, s.bucket.Object(name), "avro/binary", map[string]string{
+			"rows": strconv.Itoa(len(g)), "first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
 			"schema_fingerprint": g[0].es.FingerprintHex(),
+		}, min(uploadChunk, size+ocfSlack), func(w io.Writer) error {
+			return encodeOCF(w, cl, len(g), full, s.cfg.Compression)
 		})
 		if !isPreconditionFailed(err) || n >= 100 {
 			break
@@ -314,16 +355,10 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 		}
 	}
 	marker := s.layout.PendingMarker(t.key.Schema, t.key.Table, name)
-	lastCommit := first.CommitTime
-	for _, e := range events {
-		if e.CommitTime.After(lastCommit) {
-			lastCommit = e.CommitTime
-		}
-	}
 	meta := map[string]string{
 		"object": name, "schema": t.key.Schema, "table": t.key.Table, "schema_fingerprint": g[0].es.FingerprintHex(),
 		"first_lsn": lsnHex(first.CommitLSN), "last_lsn": lsnHex(last.CommitLSN),
-		"rows": strconv.Itoa(len(events)), "last_commit_us": strconv.FormatInt(lastCommit.UnixMicro(), 10),
+		"rows": strconv.Itoa(len(g)), "last_commit_us": strconv.FormatInt(lastCommit, 10),
 	}
 	if t.streamed() {
 		meta[markerStreamed] = "true" // in the changelog already: applied, never loaded
@@ -334,10 +369,10 @@ func (t *table) writeGroup(ctx context.Context, g []received) error {
 	}
 	if t.streamed() {
 		t.noteStreamed(marker, streamedMarker{object: name, fingerprint: g[0].es.Fingerprint, first: first.CommitLSN, last: last.CommitLSN,
-			rows: int64(len(events)), lastCommit: lastCommit.UnixMicro()})
+			rows: int64(len(g)), lastCommit: lastCommit})
 	}
-	t.countWritten(name, len(events))
-	s.log.Debug("wrote object", "table", t.key, "object", name, "rows", len(events))
+	t.countWritten(name, len(g))
+	s.log.Debug("wrote object", "table", t.key, "object", name, "rows", len(g))
 	return nil
 }
 

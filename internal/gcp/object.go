@@ -2,6 +2,7 @@ package gcp
 
 import (
 	"context"
+	"io"
 
 	"cloud.google.com/go/storage"
 )
@@ -28,4 +29,26 @@ func WriteNew(ctx context.Context, obj *storage.ObjectHandle, contentType string
 func UploadBuffer(size int) int {
 	const quantum = 256 << 10
 	return max(quantum, (size+quantum-1)/quantum*quantum)
+}
+
+// WriteNewStream writes the object that write produces, unless obj exists,
+// as WriteNew does, holding at most chunk bytes of it (rounded up to the
+// client's 256 KiB quantum) instead of the whole: an object bigger than
+// chunk goes up as a resumable upload of chunk-sized parts, each kept until
+// it is sent, so the client retries a failed part. The object exists only if
+// write returns nil and the upload completes: when write fails, the upload
+// is cancelled and nothing is created.
+func WriteNewStream(ctx context.Context, obj *storage.ObjectHandle, contentType string, meta map[string]string, chunk int, write func(io.Writer) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := obj.If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
+	w.ChunkSize = UploadBuffer(chunk)
+	w.ContentType = contentType
+	w.Metadata = meta
+	if err := write(w); err != nil {
+		cancel() // before Close, which would otherwise finish the object
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
 }
