@@ -114,7 +114,9 @@ type Config struct {
 	// message's bytes plus about 320, so with small rows this is the bound
 	// that holds memory. Default 200000.
 	MaxOutstandingMessages int
-	// NumGoroutines is the number of Pub/Sub pull streams; default 8.
+	// NumGoroutines is the number of Pub/Sub pull streams; default 8. The
+	// two bounds above are over all of them: each stream asks Pub/Sub for
+	// its share.
 	NumGoroutines int
 	// AckDeadline is the ack deadline of a subscription Run creates;
 	// default 60 s. The client extends it while a message is buffered.

@@ -92,8 +92,8 @@ func (s *Sink) Run(ctx context.Context) error {
 	defer stopRecv()
 	sub := s.ps.Subscriber(s.cfg.Subscription)
 	sub.ReceiveSettings.NumGoroutines = s.cfg.NumGoroutines
-	sub.ReceiveSettings.MaxOutstandingBytes = s.cfg.MaxOutstandingBytes
-	sub.ReceiveSettings.MaxOutstandingMessages = s.cfg.MaxOutstandingMessages
+	sub.ReceiveSettings.MaxOutstandingBytes = perStream(s.cfg.MaxOutstandingBytes, s.cfg.NumGoroutines)
+	sub.ReceiveSettings.MaxOutstandingMessages = perStream(s.cfg.MaxOutstandingMessages, s.cfg.NumGoroutines)
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorWaitForProcessing, Timeout: 10 * time.Second}
 	recvErr := make(chan error, 1)
 	s.receiving.Store(true)
@@ -445,4 +445,18 @@ func (s *Sink) ensureSubscription(ctx context.Context) error {
 	}
 	s.log.Info("created subscription", "subscription", name, "dead_letter_topic", s.cfg.DeadLetterTopic)
 	return nil
+}
+
+// perStream is one pull stream's share of a flow-control bound over all of
+// them. The client counts a message against its own flow control only
+// while the callback runs, and the sink's returns once the message is
+// buffered; what holds unacknowledged messages to the bound is the
+// server's flow control, which each stream asks for on its own. So each
+// stream asks for its share (rounded up, at least 1), and the streams
+// together for the bound.
+func perStream(bound, streams int) int {
+	if streams < 1 {
+		streams = 1
+	}
+	return max(1, (bound+streams-1)/streams)
 }

@@ -160,3 +160,25 @@ func TestObjectWriterSeparatesOneTransactionsObjects(t *testing.T) {
 		names[n] = key
 	}
 }
+
+func TestPerStream(t *testing.T) {
+	tests := []struct {
+		bound, streams, want int
+	}{
+		{200_000, 8, 25_000},
+		{128 << 20, 8, 16 << 20},
+		{10, 3, 4}, // rounded up: the streams together ask for at least the bound
+		{5, 8, 1},  // every stream may hold a message
+		{7, 0, 7},  // no streams configured: the client's default of one
+		{0, 4, 1},
+	}
+	for _, tt := range tests {
+		got := perStream(tt.bound, tt.streams)
+		if got != tt.want {
+			t.Errorf("perStream(%d, %d) = %d, want %d", tt.bound, tt.streams, got, tt.want)
+		}
+		if streams := max(tt.streams, 1); tt.bound > 0 && (got*streams < tt.bound || (got-1)*streams >= tt.bound && got > 1) {
+			t.Errorf("perStream(%d, %d) = %d: %d streams ask for %d in all", tt.bound, tt.streams, got, streams, got*streams)
+		}
+	}
+}
