@@ -39,6 +39,10 @@
 // them (stream.go). SoftDelete keeps deleted keys in the current state with
 // ColDeleted set and their last values.
 //
+// An apply stages the batch's latest change per key, then deletes the
+// staged keys' rows and inserts their new ones in one multi-statement
+// transaction: readers see the current state before the batch or after it.
+//
 // The current-state table is keyed by the table's replica identity as its
 // stored schema marks it (Config.Keys overrides). An update that changes a
 // row's key is applied as a move: the delete of the old key (read from the

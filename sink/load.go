@@ -349,29 +349,40 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	if err != nil {
 		return fmt.Errorf("finding truncates: %w", err)
 	}
+	// The statements that change the current-state table run as one
+	// transaction: a reader sees the state before the batch or after it,
+	// never a changed row deleted and not yet inserted again.
+	var mutations []string
 	var row []bigquery.Value
 	switch err := it.Next(&row); {
 	case err == nil:
 		s.logStep(ctx, "truncates", start)
 		lsn, _ := row[0].(int64)
 		seq, _ := row[1].(int64)
-		if err := s.execStep(ctx, "delete truncated", st.DeleteTruncatedSQL(uint64(lsn), seq)); err != nil {
-			return err
-		}
+		mutations = append(mutations, st.DeleteTruncatedSQL(uint64(lsn), seq))
 	case !errors.Is(err, iterator.Done):
 		return fmt.Errorf("finding truncates: %w", err)
 	default:
 		s.logStep(ctx, "truncates", start)
 	}
 	if st.SoftDelete {
-		if err := s.applySoft(ctx, st); err != nil {
+		soft := s.bq.Dataset(st.Dataset).Table(st.SoftStage)
+		if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
+			return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
+		}
+		if err := s.execStep(ctx, "soft stage", st.SoftStageSQL()); err != nil {
 			return err
+		}
+		mutations = append(mutations, st.DeleteStagedSQL(), st.InsertSoftStagedSQL())
+		if err := s.execStep(ctx, "apply", transaction(mutations)); err != nil {
+			return err
+		}
+		if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
+			return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
 		}
 	} else {
-		if err := s.execStep(ctx, "delete staged", st.DeleteStagedSQL()); err != nil {
-			return err
-		}
-		if err := s.execStep(ctx, "insert staged", st.InsertStagedSQL()); err != nil {
+		mutations = append(mutations, st.DeleteStagedSQL(), st.InsertStagedSQL())
+		if err := s.execStep(ctx, "apply", transaction(mutations)); err != nil {
 			return err
 		}
 	}
@@ -379,6 +390,19 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
 	}
 	return nil
+}
+
+// transaction makes statements one multi-statement transaction, which
+// BigQuery commits atomically.
+func transaction(statements []string) string {
+	var b strings.Builder
+	b.WriteString("BEGIN TRANSACTION;\n")
+	for _, q := range statements {
+		b.WriteString(q)
+		b.WriteString(";\n")
+	}
+	b.WriteString("COMMIT TRANSACTION;")
+	return b.String()
 }
 
 // execStep runs one statement of an apply and logs how long it took.
@@ -415,8 +439,12 @@ func (s *Sink) exec(ctx context.Context, sql string) error {
 		}
 	}
 	if err != nil {
+		what := "running"
+		if rest, ok := strings.CutPrefix(sql, "BEGIN TRANSACTION;\n"); ok {
+			what, sql = "running the transaction of", rest
+		}
 		first, _, _ := strings.Cut(sql, "\n")
-		return fmt.Errorf("running %q: %w", first, err)
+		return fmt.Errorf("%s %q: %w", what, first, err)
 	}
 	return nil
 }

@@ -308,19 +308,17 @@ type swap struct {
 // new ones.
 func swapSQL(project, dataset string, swaps []swap) string {
 	tbl := func(id string) string { return schema.QuoteBigQuery(project + "." + dataset + "." + id) }
-	var b strings.Builder
-	b.WriteString("BEGIN TRANSACTION;\n")
+	var stmts []string
 	for _, sw := range swaps {
 		cols := make([]string, len(sw.Columns))
 		for i, c := range sw.Columns {
 			cols[i] = schema.QuoteBigQuery(c)
 		}
 		list := strings.Join(cols, ", ")
-		fmt.Fprintf(&b, "DELETE FROM %s WHERE true;\n", tbl(sw.Target))
-		fmt.Fprintf(&b, "INSERT INTO %s (%s)\nSELECT %s FROM %s;\n", tbl(sw.Target), list, list, tbl(sw.Aside))
+		stmts = append(stmts, fmt.Sprintf("DELETE FROM %s WHERE true", tbl(sw.Target)),
+			fmt.Sprintf("INSERT INTO %s (%s)\nSELECT %s FROM %s", tbl(sw.Target), list, list, tbl(sw.Aside)))
 	}
-	b.WriteString("COMMIT TRANSACTION;")
-	return b.String()
+	return transaction(stmts)
 }
 
 // replayJobID names a replay's load of objects: distinct from the sink's

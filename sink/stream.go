@@ -551,21 +551,3 @@ func exactDecimal(r *big.Rat) (string, error) {
 	}
 	return r.FloatString(max(twos, fives)), nil
 }
-
-// applySoft replaces the current rows of the staged keys of a soft-delete
-// table: deleted keys stay, with ColDeleted set and their last values.
-func (s *Sink) applySoft(ctx context.Context, st Statements) error {
-	soft := s.bq.Dataset(st.Dataset).Table(st.SoftStage)
-	if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
-		return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
-	}
-	for _, q := range []string{st.SoftStageSQL(), st.DeleteStagedSQL(), st.InsertSoftStagedSQL()} {
-		if err := s.exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
-		return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
-	}
-	return nil
-}
