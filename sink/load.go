@@ -337,9 +337,8 @@ func (s *Sink) loadObjects(ctx context.Context, dataset, changelog, jobID string
 // whose commit LSN lies in [lo, hi]. Every step may be repeated. Each
 // statement's duration is logged at debug level ("apply step").
 func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
-	stage := s.bq.Dataset(st.Dataset).Table(st.Stage)
-	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
-		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
+	if err := s.dropStage(ctx, st.Dataset, st.Stage); err != nil {
+		return err
 	}
 	if err := s.execStep(ctx, "stage", st.StageSQL(lo, hi)); err != nil {
 		return err
@@ -365,29 +364,31 @@ func (s *Sink) apply(ctx context.Context, st Statements, lo, hi uint64) error {
 	default:
 		s.logStep(ctx, "truncates", start)
 	}
+	insert := st.InsertStagedSQL()
 	if st.SoftDelete {
-		soft := s.bq.Dataset(st.Dataset).Table(st.SoftStage)
-		if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
-			return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
+		if err := s.dropStage(ctx, st.Dataset, st.SoftStage); err != nil {
+			return err
 		}
 		if err := s.execStep(ctx, "soft stage", st.SoftStageSQL()); err != nil {
 			return err
 		}
-		mutations = append(mutations, st.DeleteStagedSQL(), st.InsertSoftStagedSQL())
-		if err := s.execStep(ctx, "apply", transaction(mutations)); err != nil {
-			return err
-		}
-		if err := soft.Delete(ctx); err != nil && !isNotFound(err) {
-			return fmt.Errorf("dropping stage %s: %w", st.SoftStage, err)
-		}
-	} else {
-		mutations = append(mutations, st.DeleteStagedSQL(), st.InsertStagedSQL())
-		if err := s.execStep(ctx, "apply", transaction(mutations)); err != nil {
+		insert = st.InsertSoftStagedSQL()
+	}
+	if err := s.execStep(ctx, "apply", transaction(append(mutations, st.DeleteStagedSQL(), insert))); err != nil {
+		return err
+	}
+	if st.SoftDelete {
+		if err := s.dropStage(ctx, st.Dataset, st.SoftStage); err != nil {
 			return err
 		}
 	}
-	if err := stage.Delete(ctx); err != nil && !isNotFound(err) {
-		return fmt.Errorf("dropping stage %s: %w", st.Stage, err)
+	return s.dropStage(ctx, st.Dataset, st.Stage)
+}
+
+// dropStage drops a stage table of an apply, if it exists.
+func (s *Sink) dropStage(ctx context.Context, dataset, id string) error {
+	if err := s.bq.Dataset(dataset).Table(id).Delete(ctx); err != nil && !isNotFound(err) {
+		return fmt.Errorf("dropping stage %s: %w", id, err)
 	}
 	return nil
 }

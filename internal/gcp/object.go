@@ -13,15 +13,10 @@ import (
 // KiB), not the client's default of 16 MiB allocated for every object, and
 // it is kept, so a failed upload is retried by the client.
 func WriteNew(ctx context.Context, obj *storage.ObjectHandle, contentType string, data []byte, meta map[string]string) error {
-	w := obj.If(storage.Conditions{DoesNotExist: true}).NewWriter(ctx)
-	w.ChunkSize = UploadBuffer(len(data))
-	w.ContentType = contentType
-	w.Metadata = meta
-	_, err := w.Write(data)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return WriteNewStream(ctx, obj, contentType, meta, len(data), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // UploadBuffer is the ChunkSize of a writer of an object of size bytes: the
